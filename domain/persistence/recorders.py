@@ -1,0 +1,89 @@
+"""Our application recorders: the library's, plus hooks that run inside the insert
+transaction.
+
+``app.save(..., after_insert=[hook, ...])`` calls each ``hook(tx, notification_ids)`` after
+the events are inserted and before the transaction commits, with the events table still
+locked (PostgreSQL) or the write lock held (SQLite). Whatever a hook writes commits or
+rolls back together with the events: the hash chain (DESIGN §6) and idempotency records
+use this, so neither can disagree with the journal after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
+
+
+class Tx:
+    """A cursor inside the insert transaction, with one placeholder style (%s) for both
+    dialects and rows returned as tuples."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.dialect == "sqlite":
+            sql = sql.replace("%s", "?")
+        self.cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.dialect == "sqlite":
+            self.cursor.executemany(sql.replace("%s", "?"), rows)
+        else:
+            self.cursor.executemany(sql, rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self.cursor.fetchone()
+        if row is None:
+            return None
+        return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [
+            tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self.cursor.fetchall()
+        ]
+
+
+AfterInsert = Callable[[Tx, Sequence[int]], None]
+
+
+def _run_hooks(tx: Tx, ids: Sequence[int] | None, kwargs: dict[str, Any]) -> None:
+    hooks: Sequence[AfterInsert] = kwargs.get("after_insert") or ()
+    for hook in hooks:
+        hook(tx, list(ids or ()))
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def _insert_events(self, c, stored_events, **kwargs: Any):
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        _run_hooks(Tx(c, "sqlite"), ids, kwargs)
+        return ids
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """Like the library's recorder, except that an exception anywhere inside the insert
+    (a hook included) rolls the whole transaction back. The library's version catches
+    exceptions inside the transaction block to keep psycopg's pipeline quiet, which would
+    commit the events if a hook failed after the insert."""
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                # Sync now, so a uniqueness violation (a concurrent write, a duplicate
+                # directive) surfaces here as IntegrityError and the hooks never run.
+                pipeline.sync()
+                ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                _run_hooks(Tx(curs, "postgres"), ids, kwargs)
+        return ids

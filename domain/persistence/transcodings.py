@@ -1,0 +1,62 @@
+"""Transcodings for what events carry beyond the library's defaults (UUID, Decimal, datetime).
+
+Enumerations travel as their string values (all of ours are StrEnum, which JSON writes as a
+plain string), so events stay readable by tools that do not know our classes. ``Deadline``
+is stored with its phrase and its normal form side by side.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from domain.deadlines import Deadline, DeadlineKind, Frequency
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class DeadlineAsDict(Transcoding):
+    type = Deadline
+    name = "deadline"
+
+    def encode(self, obj: Deadline) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": obj.kind.value, "text": obj.text}
+        if obj.due_on is not None:
+            out["due_on"] = obj.due_on.isoformat()
+        if obj.frequency is not None:
+            out["frequency"] = obj.frequency.value
+        for name in ("month", "day", "first_year", "last_year", "condition", "note"):
+            value = getattr(obj, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def decode(self, data: dict[str, Any]) -> Deadline:
+        return Deadline(
+            kind=DeadlineKind(data["kind"]),
+            text=data["text"],
+            due_on=date.fromisoformat(data["due_on"]) if data.get("due_on") else None,
+            frequency=Frequency(data["frequency"]) if data.get("frequency") else None,
+            month=data.get("month"),
+            day=data.get("day"),
+            first_year=data.get("first_year"),
+            last_year=data.get("last_year"),
+            condition=data.get("condition"),
+            note=data.get("note"),
+        )
+
+
+def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
+    transcoder.register(DateAsISO())
+    transcoder.register(DeadlineAsDict())
