@@ -30,6 +30,7 @@ from domain.errors import (
     DuplicateAgency,
     DuplicateDirective,
     InvalidTransition,
+    NotPermitted,
     StaleVersion,
     UnknownAgency,
     UnknownDirective,
@@ -37,6 +38,7 @@ from domain.errors import (
     ValidationError,
 )
 from domain.ids import agency_id, directive_id, task_id
+from domain.journal import JournalEntry, entry_from
 from domain.persistence.transcodings import register_ledger_transcodings
 from domain.persistence.url import StoreConfig, parse_store_url
 from domain.reference import AgencyRecord
@@ -460,6 +462,15 @@ class Ledger(Application):
         lead = self.responsible_agency(task.lead, today)
         lead_agency = self.agency(lead)
         actor = ctx.actor
+        if actor.agency and self.agency_exists(actor.agency):
+            own = self.agency(actor.agency)
+            if not own.active_on(today) and own.ended_on is not None:
+                successor = f"; its successor is {own.successor}" if own.successor else ""
+                raise NotPermitted(
+                    f"{actor.agency} is {own.status.value} since {own.ended_on:%d/%m/%Y} and "
+                    f"can no longer write{successor}",
+                    scope=f"agency:{actor.agency}",
+                )
         # A group lead ("Các sở, ban, ngành") has no single voice: its members report
         # progress, and the assigning office records extensions and completions for it.
         if lead_agency.is_group and actor.agency and action is TaskAction.REPORT_PROGRESS:
@@ -469,9 +480,14 @@ class Ledger(Application):
         if lead_agency.is_group and action in (TaskAction.REQUEST_EXTENSION,
                                                TaskAction.REPORT_COMPLETION):
             action = TaskAction.DECIDE
+        coordinating = [self.responsible_agency(c, today) for c in task.coordinating]
+        if actor.agency and actor.agency not in coordinating and self.agency_exists(actor.agency):
+            # Members of a coordinating group ("Các sở, ban, ngành") coordinate too.
+            member = self.agency(actor.agency)
+            if any(self.agency(c).includes(member) for c in coordinating):
+                coordinating.append(actor.agency)
         authorize_task_write(
-            actor, action, lead=lead,
-            coordinating=[self.responsible_agency(c, today) for c in task.coordinating],
+            actor, action, lead=lead, coordinating=coordinating,
             assigning_office=task.assigning_office,
         )
         self._check_version(task, expected_version)
@@ -593,3 +609,29 @@ class Ledger(Application):
                               **self._stamp(ctx))
         return self._save(ctx, task, entity=task)
 
+
+
+def read_journal(ledger: Ledger, after: int = 0, limit: int = 100) -> list[JournalEntry]:
+    """Events with positions greater than ``after``, oldest first."""
+    notifications = ledger.recorder.select_notifications(
+        start=after, limit=limit, inclusive_of_start=False
+    )
+    return [entry_from(n, ledger.mapper) for n in notifications]
+
+
+def registered_agency_codes(ledger: Ledger) -> list[str]:
+    """Codes of every registered agency, in registration order (a scan of one event type;
+    agencies number in the hundreds)."""
+    from eventsourcing.utils import get_topic
+
+    topic = get_topic(Agency.Registered)
+    codes: list[str] = []
+    start = 0
+    while True:
+        page = ledger.recorder.select_notifications(
+            start=start, limit=1000, topics=[topic], inclusive_of_start=False
+        )
+        if not page:
+            return codes
+        codes.extend(entry_from(n, ledger.mapper).data["code"] for n in page)
+        start = page[-1].id

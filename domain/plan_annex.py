@@ -178,15 +178,19 @@ def parse_plan_annex(
                 problems.append(f"{where}, column '{name}': empty")
         if not content or not lead_text or not deadline:
             continue
-        try:
-            leads = resolver.resolve_list(lead_text, field_name="Cơ quan chủ trì")
-            coordinating = (
-                resolver.resolve_list(coord_text, field_name="Cơ quan phối hợp")
-                if coord_text else []
-            )
-        except (UnknownAgency, ValidationError) as exc:
-            problems.append(f"{where}, column {exc.message}")
+        resolved: dict[str, list[str]] = {}
+        for column, cell in (("Cơ quan chủ trì", lead_text), ("Cơ quan phối hợp", coord_text)):
+            if not cell:
+                resolved[column] = []
+                continue
+            try:
+                resolved[column] = resolver.resolve_list(cell, field_name=column)
+            except (UnknownAgency, ValidationError) as exc:
+                detail = exc.message.removeprefix(f"{column}: ")
+                problems.append(f"{where}, column '{column}': {detail}")
+        if len(resolved) < 2 or not resolved["Cơ quan chủ trì"]:
             continue
+        leads, coordinating = resolved["Cơ quan chủ trì"], resolved["Cơ quan phối hợp"]
         try:
             parse_deadline(deadline, deadline_context)
         except DomainError as exc:

@@ -1,0 +1,98 @@
+"""Shared CLI plumbing: opening the ledger, one-line errors, dates for people, JSON for machines."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, NoReturn
+from uuid import UUID
+
+import typer
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+
+from domain.actors import CommandContext, SourceDocument, system_context
+from domain.application import Ledger
+from domain.clock import parse_date
+from domain.errors import DomainError
+from domain.persistence.url import StoreURLError
+
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+# Exit codes: 1 the ledger refused (nothing stored), 2 usage, 3 the store is unreachable.
+EXIT_REFUSED, EXIT_USAGE, EXIT_STORE = 1, 2, 3
+
+
+def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    """Print one line to stderr and exit non-zero."""
+    first_line = " ".join(str(message).split())
+    err_console.print(f"[bold red]error:[/] {first_line}", markup=True, highlight=False)
+    raise SystemExit(code)
+
+
+@contextmanager
+def open_ledger(url: str | None = None) -> Iterator[Ledger]:
+    try:
+        ledger = Ledger(url)
+    except StoreURLError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (PersistenceError, OSError) as exc:
+        fail(f"cannot open the ledger store: {exc}", EXIT_STORE)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def operator_context(source: str | None = None, source_date: str | None = None) -> CommandContext:
+    """Commands run from the CLI act as the operator (role ``system``), named by OS user."""
+    document = None
+    if source:
+        document = SourceDocument(source, parse_date(source_date) if source_date else None)
+    return system_context(f"cli:{getpass.getuser()}", document)
+
+
+def date_option(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def to_json(value: Any) -> Any:
+    """JSON for machines: ISO 8601 dates, UUIDs as strings."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_json(value), ensure_ascii=False, indent=2) + "\n")
+
+
+def run_guarded(app: Any) -> None:
+    """Run the typer app (which reports its own usage errors, exit 2); turn every refusal of
+    the ledger into one line on stderr and an exit code."""
+    try:
+        app()
+    except DomainError as exc:
+        fail(str(exc), EXIT_REFUSED)
+    except PersistenceError as exc:
+        fail(f"the ledger store failed: {exc}", EXIT_STORE)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
