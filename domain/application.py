@@ -495,7 +495,7 @@ class Ledger(Application):
 
     def report_progress(self, ctx: CommandContext, task_uuid: UUID, *, summary: str,
                         reported_on: date | None = None, percent: int | None = None,
-                        occurrence: str | None = None,
+                        occurrence: str | None = None, obstacles: str | None = None,
                         expected_version: int | None = None) -> Receipt:
         task = self._task_for_write(ctx, task_uuid, TaskAction.REPORT_PROGRESS,
                                     expected_version)
@@ -506,6 +506,7 @@ class Ledger(Application):
             percent=percent,
             summary=clean_text(summary, "summary"),
             reporter=ctx.actor.agency,
+            obstacles=optional_text(obstacles, "obstacles"),
             **stamp,
         )
         return self._save(ctx, task, entity=task)

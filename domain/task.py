@@ -70,18 +70,29 @@ class Task(LedgerAggregate):
             task.deadline = task.deadline.triggered(self.due_on)
 
     class ProgressReported(LedgerAggregate.Event):
+        """Version 2 added ``obstacles`` (khó khăn, vướng mắc), the difficulties section of
+        the report forms; version 1 events are read with ``obstacles=None``."""
+
+        class_version = 2
+
         occurrence: str
         reported_on: date
         percent: int | None
         summary: str
         reporter: str | None
+        obstacles: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["obstacles"] = None
 
         def apply(self, task: Task) -> None:
             if self.occurrence in task.dated_keys():
                 task.occurrence(self.occurrence).progress_reports += 1
             task.progress.append(
                 {"occurrence": self.occurrence, "reported_on": self.reported_on,
-                 "percent": self.percent, "summary": self.summary, "reporter": self.reporter}
+                 "percent": self.percent, "summary": self.summary, "reporter": self.reporter,
+                 "obstacles": self.obstacles}
             )
 
     class ExtensionRequested(LedgerAggregate.Event):
@@ -295,7 +306,8 @@ class Task(LedgerAggregate):
                            timestamp=timestamp)
 
     def report_progress(self, *, occurrence: str | None, reported_on: date, percent: int | None,
-                        summary: str, reporter: str | None, meta, timestamp: datetime) -> None:
+                        summary: str, reporter: str | None, meta, timestamp: datetime,
+                        obstacles: str | None = None) -> None:
         self._require_open()
         if percent is not None and not 0 <= percent <= 100:
             raise ValidationError("percent must be between 0 and 100", field="percent")
@@ -308,8 +320,8 @@ class Task(LedgerAggregate):
         if self.deadline.kind is DeadlineKind.RECURRING or (occurrence not in (None, ONCE)):
             key = self._valid_occurrence(occurrence).key
         self.trigger_event(self.ProgressReported, occurrence=key, reported_on=reported_on,
-                           percent=percent, summary=summary, reporter=reporter, meta=meta,
-                           timestamp=timestamp)
+                           percent=percent, summary=summary, reporter=reporter,
+                           obstacles=obstacles, meta=meta, timestamp=timestamp)
 
     def request_extension(self, *, occurrence: str | None, requested_due: date, reason: str,
                           rulebook, meta, timestamp: datetime) -> None:
