@@ -1,0 +1,86 @@
+"""Shared plumbing of the benchmarks: a fresh PostgreSQL schema per run, timers, rows."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+PG_URL = os.environ.get("LEDGER_BENCH_POSTGRES_URL",
+                        "postgresql://postgres@127.0.0.1:5432/ledger_bench")
+
+
+@dataclass
+class Row:
+    """One line of the result table. ``ratio`` is ours / baseline, measured in the same run."""
+
+    benchmark: str
+    ours: str
+    baseline: str = ""
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def ensure_database() -> None:
+    parts = urlsplit(PG_URL)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", query=""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextmanager
+def fresh_schema(prefix: str = "b") -> Iterator[str]:
+    """A new schema; yields the ledger URL that selects it; dropped afterwards."""
+    ensure_database()
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    base = urlsplit(PG_URL)
+    query = f"{base.query}&schema={schema}" if base.query else f"schema={schema}"
+    try:
+        yield urlunsplit(base._replace(query=query))
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class Stopwatch:
+    """Accumulates the time spent inside ``with watch:`` blocks only."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s" if seconds > 0 else "n/a"
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]

@@ -1,0 +1,71 @@
+"""Run the benchmarks and print one table with absolute figures and same-run ratios.
+
+    python benchmarks/run.py --quick     # a few minutes: small sizes, whole table
+    python benchmarks/run.py             # the full run behind benchmarks/README.md
+    python benchmarks/run.py --only import
+
+PostgreSQL: LEDGER_BENCH_POSTGRES_URL (default the local server, database ledger_bench,
+created if missing). Each benchmark works in a fresh schema and drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import bench_import
+from benchmarks.common import Row
+
+SIZES = {
+    "quick": {"import": 30_000, "import_baseline": 10_000},
+    "full": {"import": 1_000_000, "import_baseline": 100_000},
+}
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    return f"{platform.node()} · {cpus} CPU · Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 5 minutes)")
+    parser.add_argument("--only", action="append", default=[], help="run only these")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    sizes = SIZES["quick" if args.quick else "full"]
+    plan = {
+        "import": lambda: bench_import.run(sizes["import"], sizes["import_baseline"], args.seed),
+    }
+    console = Console()
+    rows: list[Row] = []
+    started = time.perf_counter()
+    for name, bench in plan.items():
+        if args.only and name not in args.only:
+            continue
+        console.print(f"[dim]running {name}...[/]")
+        rows.extend(bench())
+    table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
+                        f"({'quick' if args.quick else 'full'}) — {machine()}")
+    for column in ("benchmark", "ours", "baseline (same run)", "ratio", "target", "met"):
+        table.add_column(column)
+    for row in rows:
+        ratio = f"{row.ratio:.2f}×" if row.ratio is not None else ""
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[row.met]
+        table.add_row(row.benchmark, row.ours, row.baseline, ratio, row.target, met)
+    console.print(table)
+    console.print(f"[dim]total {time.perf_counter() - started:.0f} s[/]")
+
+
+if __name__ == "__main__":
+    main()
