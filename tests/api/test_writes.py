@@ -11,6 +11,7 @@ import pytest
 
 from domain.actors import CommandContext
 from domain.application import Ledger
+from domain.errors import ConcurrentWrite
 from tests.api.conftest import assert_problem
 from tests.behaviour.helpers import agency
 
@@ -116,6 +117,13 @@ def test_the_key_commits_with_the_events_or_not_at_all(api):
     ok = CommandContext(agency("QNG-STC").actor, after_insert=(hook,))
     receipt = api.ledger.report_progress(ok, task, summary="x")
     assert svc.idempotency.lookup("token:x", "k1").body == {"positions": [receipt.position]}
+    # The key's primary key is the last guard: a second write under a taken key (a retry
+    # that missed the lookup) is rolled back with its events.
+    head = api.head()
+    with pytest.raises(ConcurrentWrite):
+        api.ledger.report_progress(ok, UUID(api.task("6.10")), summary="y")
+    assert api.head() == head
+    assert api.ledger.task(UUID(api.task("6.10"))).progress == []
 
 
 def test_if_match_guards_against_stale_writes(api):
