@@ -114,4 +114,5 @@ def execute(
     body = out.get("body") or result_body(entity_type, receipt.entity_id, receipt.version,
                                           receipt.positions, location(receipt.entity_id))
     request.state.position = body["position"]
+    request.state.events_written = len(body["positions"])
     return _respond(status, body, replayed=False)

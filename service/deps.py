@@ -42,10 +42,6 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def ledger(request: Request) -> Ledger:
-    return request.app.state.services.ledger
-
-
 _bearer = HTTPBearer(auto_error=False, description="A token from `ledger token create`.")
 
 

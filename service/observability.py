@@ -52,8 +52,9 @@ class Metrics:
         self.duration = Histogram("ledger_http_request_duration_seconds",
                                   "Time to answer HTTP requests", ["method", "route"],
                                   registry=self.registry)
-        self.events = Counter("ledger_events_written_total",
-                              "Events written through the API", registry=self.registry)
+        self.events = Counter("ledger_api_events_written_total",
+                              "Events stored by API commands (replays excluded)",
+                              registry=self.registry)
         self.head = Gauge("ledger_head_position", "Position of the newest stored event",
                           registry=self.registry)
         self.lag = Gauge("ledger_projection_lag_events",
@@ -139,8 +140,8 @@ class RequestMiddleware:
         self.metrics.requests.labels(method, template, str(status)).inc()
         self.metrics.duration.labels(method, template).observe(elapsed)
         position = state.get("position")
-        if position is not None and method == "POST" and status < 300:
-            self.metrics.events.inc()
+        if state.get("events_written"):
+            self.metrics.events.inc(state["events_written"])
         if self.access_log:
             self.log.info("request", request_id=request_id, method=method, route=template,
                           path=scope.get("path"), status=status,

@@ -299,10 +299,6 @@ class TriggerDeadlineIn(CommandBody):
         "due_on": "2024-12-31", "basis": "Hướng dẫn của Bộ Nội vụ tại Công văn 1234/BNV-CCHC"}]})
 
 
-class RevokeTokenIn(Body):
-    pass
-
-
 # -- responses -------------------------------------------------------------------------------
 
 

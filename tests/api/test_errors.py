@@ -227,3 +227,17 @@ def test_a_failing_read_model_is_reported_not_ready_but_the_store_is(sqlite_api)
     ready = api.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["projections"] == {"available": False, "error": "RuntimeError"}
+
+
+def test_agency_conflicts_are_409(sqlite_api):
+    api = sqlite_api
+    body = {"code": "QNG-SYT", "name": "Sở Y tế", "level": "provincial", "parent": "QNG-UBND"}
+    assert_problem(api.post("admin", "/v1/agencies", body), 409, "duplicate-agency",
+                   field="code")
+    dissolve = "/v1/agencies/QNG-SGTVT/dissolve"
+    assert api.post("admin", dissolve, {"effective_on": "2025-03-01"}).status_code == 200
+    assert_problem(api.post("admin", dissolve, {"effective_on": "2025-04-01"}), 409,
+                   "invalid-transition", field="agency")
+    assert_problem(api.post("admin", "/v1/agencies/QNG-SYT/merge",
+                            {"successor": "QNG-SGTVT", "effective_on": "2025-05-01"}), 409,
+                   "invalid-transition", field="successor")

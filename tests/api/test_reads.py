@@ -132,11 +132,15 @@ def test_request_log_lines_are_json_with_actor_route_status_and_position(tmp_pat
 
 def test_metrics_count_requests_by_route(api):
     api.get("inspector", f"/v1/tasks/{api.task('6.9')}")
+    path = f"/v1/tasks/{api.task('6.9')}/progress-reports"
+    for _ in range(2):  # the replay stores nothing and is not counted
+        api.post("lead", path, PROGRESS, **{"Idempotency-Key": "m-1"})
     api.client.get("/readyz")
     text = api.client.get("/metrics").text
     assert ('ledger_http_requests_total{method="GET",route="/v1/tasks/{task_id}",'
             'status="200"} 1.0') in text
     assert f"ledger_head_position {float(api.head())}" in text
+    assert "ledger_api_events_written_total 1.0" in text
 
 
 def test_openapi_documents_auth_idempotency_and_seed_examples(sqlite_api):
