@@ -325,7 +325,10 @@ def events(
 
 
 def main() -> None:
-    from cli import demo  # noqa: F401  (registers the demo command)
+    from cli import (
+        demo,  # noqa: F401  (registers the demo command)
+        serve,  # noqa: F401  (registers serve and token)
+    )
 
     run_guarded(app)
 

@@ -317,7 +317,10 @@ class Ledger(Application):
         issuer = clean_text(spec.issuer, "issuer", max_length=40)
         office = clean_text(spec.assigning_office or issuer, "assigning_office", max_length=40)
         authorize_office(ctx.actor, assigning_office=office)
-        new_agencies = self.register_missing_agencies(ctx, register_agencies)
+        # Registering reference agencies is admin work (imports); an office issuing a
+        # directive that names only known agencies must not need the admin role.
+        new_agencies = (self.register_missing_agencies(ctx, register_agencies)
+                        if register_agencies else [])
         known = {a.code for a in new_agencies}
         for code, field in ((issuer, "issuer"), (office, "assigning_office")):
             if code not in known and not self.agency_exists(code):

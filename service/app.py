@@ -1,0 +1,80 @@
+"""The FastAPI application factory.
+
+``create_app()`` reads Settings from the environment and opens one Ledger (one connection
+pool) per process when the app starts; ``ledger serve`` runs it under uvicorn, once per
+worker process. Tests pass their own ledger (with a controlled clock) and read models.
+
+Routes are sync functions: the eventsourcing library has no asyncio API (DESIGN §7), so
+FastAPI runs them in its thread pool. Only the SSE feed is async (it sleeps between polls).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from domain.application import Ledger
+from service import problems
+from service.deps import Services
+from service.idempotency import IdempotencyStore
+from service.observability import Metrics, RequestMiddleware, configure_logging
+from service.read_models import default_read_models
+from service.routers import agencies, directives, journal, ops, queries, tasks, tokens
+from service.settings import Settings
+from service.storage import ServiceTables
+from service.tokens import TokenStore
+
+_DEFAULT = object()
+
+DESCRIPTION = """\
+The ledger of directives (văn bản chỉ đạo, điều hành) of a provincial People's Committee and
+the obligations they create, for agency systems.
+
+* Authenticate with `Authorization: Bearer <token>` (tokens: `ledger token create`).
+* Every POST accepts `Idempotency-Key`: a retry returns the first response, stores nothing new.
+* Task and directive reads carry an `ETag`; send it as `If-Match` on writes (412 when stale).
+* Writes answer with the `position` of their last event; pass it as `min_position` to queries.
+* Errors are RFC 9457 `application/problem+json` with a stable `type` and `code`.
+
+Integrity verification (`/v1/integrity...`) comes with the evidence work and is not here yet.
+"""
+
+
+def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None,
+               read_models: Any = _DEFAULT) -> FastAPI:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own = ledger is None
+        the_ledger = Ledger(settings.database_url) if own else ledger
+        try:
+            tables = ServiceTables(the_ledger)
+            tables.create()
+            models = default_read_models(the_ledger) if read_models is _DEFAULT else read_models
+            app.state.services = Services(
+                settings=settings, ledger=the_ledger, tables=tables,
+                tokens=TokenStore(tables), idempotency=IdempotencyStore(tables),
+                read_models=models, metrics=metrics,
+            )
+            yield
+        finally:
+            if own:
+                the_ledger.close()
+
+    app = FastAPI(
+        title="chidao-ledger API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app, settings.retry_after_seconds)
+    for module in (agencies, directives, tasks, queries, journal, tokens, ops):
+        app.include_router(module.router)
+    app.add_middleware(RequestMiddleware, metrics=metrics,
+                       max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
+    return app

@@ -1,0 +1,118 @@
+"""Running one Ledger command for an HTTP request: the actor from the token, the request id
+as correlation id, the Idempotency-Key record in the same transaction, the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.persistence import RecordConflictError
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from domain.actors import CommandContext, SourceDocument
+from domain.application import Receipt
+from domain.errors import DomainError
+from domain.persistence.recorders import Tx
+from service.deps import Services, etag
+from service.problems import ProblemError
+from service.tokens import TokenInfo
+
+# Entity types whose reads carry an ETag (and whose writes accept If-Match).
+VERSIONED = {"Task", "Directive"}
+
+
+class IdempotencyKeyReused(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            422, "idempotency-key-reused",
+            "this Idempotency-Key was already used for a different request (another body, "
+            "path or If-Match); use a new key for a new write",
+            field="Idempotency-Key",
+        )
+
+
+def result_body(entity_type: str, entity_id: Any, version: int, positions: Sequence[int],
+                location: str | None) -> dict[str, Any]:
+    positions = list(positions)
+    return {
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "version": version,
+        "position": positions[-1] if positions else None,
+        "positions": positions,
+        "location": location,
+    }
+
+
+def _respond(status: int, body: dict[str, Any], *, replayed: bool) -> JSONResponse:
+    headers = {}
+    if body.get("entity_type") in VERSIONED:
+        headers["ETag"] = etag(body["version"])
+    if status == 201 and body.get("location"):
+        headers["Location"] = body["location"]
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def execute(
+    request: Request,
+    svc: Services,
+    token: TokenInfo,
+    command: Callable[[CommandContext], Receipt],
+    *,
+    entity_type: str,
+    location: Callable[[Any], str],
+    key: str | None,
+    source_document: Any = None,
+    status: int = 200,
+) -> JSONResponse:
+    """Run ``command`` as the token's actor. With an Idempotency-Key, a stored answer is
+    replayed (or the key refused if it was used for another request)."""
+    principal = token.principal
+    request_fp = getattr(request.state, "fingerprint", None)
+    if key is not None:
+        stored = svc.idempotency.lookup(principal, key)
+        if stored is not None:
+            if stored.fingerprint != request_fp:
+                raise IdempotencyKeyReused()
+            request.state.position = stored.body.get("position")
+            return _respond(stored.status, stored.body, replayed=True)
+
+    out: dict[str, Any] = {}
+    hooks: tuple[Any, ...] = ()
+    if key is not None:
+        def render(tx: Tx, positions: Sequence[int]) -> dict[str, Any]:
+            entity_id, version = svc.idempotency.written_entity(tx, positions, entity_type)
+            return result_body(entity_type, entity_id, version, positions, location(entity_id))
+
+        hooks = (svc.idempotency.record_hook(principal, key, request_fp, status, render, out),)
+    document = None
+    if source_document is not None:
+        document = SourceDocument(source_document.number, source_document.issued_on)
+    ctx = CommandContext(
+        token.actor(),
+        correlation_id=getattr(request.state, "request_id", None) or uuid4().hex,
+        source_document=document,
+        after_insert=hooks,
+    )
+    try:
+        receipt = command(ctx)
+    except (DomainError, RecordConflictError):
+        # A concurrent retry with the same key may have won the race: answer as it did.
+        if key is not None:
+            stored = svc.idempotency.lookup(principal, key)
+            if stored is not None:
+                if stored.fingerprint != request_fp:
+                    raise IdempotencyKeyReused() from None
+                request.state.position = stored.body.get("position")
+                return _respond(stored.status, stored.body, replayed=True)
+        raise
+    body = out.get("body") or result_body(entity_type, receipt.entity_id, receipt.version,
+                                          receipt.positions, location(receipt.entity_id))
+    request.state.position = body["position"]
+    request.state.events_written = len(body["positions"])
+    return _respond(status, body, replayed=False)

@@ -1,0 +1,93 @@
+"""The seam between the HTTP queries and the projections' read models.
+
+The query routes (obligations, accountability, history) talk to an object of this shape:
+``projections.queries.ReadModels(ledger)``. When that module is not installed the routes
+answer 503 ``read-models-unavailable`` instead of failing; tests substitute their own
+implementation through ``create_app(read_models=...)``.
+
+Results are turned into JSON by ``jsonable`` (dataclasses, pydantic models, enums, dates,
+UUIDs, objects with ``as_json()``), so the read models may return plain Python objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+log = structlog.get_logger("service")
+
+
+class ReadModelsPort(Protocol):
+    def obligations(self, agency: str, *, as_of: datetime | None = None,
+                    effective_on: date | None = None) -> Any: ...
+
+    def accountability(self, period: str, agency: str | None = None,
+                       as_of: datetime | None = None) -> Any: ...
+
+    def history(self, entity_type: str, entity_id: str,
+                as_of: datetime | None = None) -> Any: ...
+
+    def status(self) -> Any: ...
+
+    def wait_for(self, position: int, timeout: float) -> bool: ...
+
+
+def default_read_models(ledger: Any) -> ReadModelsPort | None:
+    """The projections' read models over this ledger, or None when not installed."""
+    try:
+        from projections.queries import ReadModels  # type: ignore[import-not-found]
+    except ImportError:
+        log.warning("read_models_unavailable",
+                    detail="projections.queries is not installed; query routes answer 503")
+        return None
+    return ReadModels(ledger)
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if hasattr(value, "as_json") and callable(value.as_json):
+        return jsonable(value.as_json())
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return jsonable(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def projection_lag(status: Any, head: int) -> int | None:
+    """How many events the slowest read model is behind ``head``, if status tells."""
+    data = jsonable(status)
+    positions: list[int] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "position" and isinstance(value, int):
+                    positions.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(data)
+    if not positions:
+        return None
+    return max(0, head - min(positions))

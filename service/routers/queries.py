@@ -1,0 +1,122 @@
+"""Queries answered by the projections' read models (DESIGN §5): obligations of an agency,
+accountability of agency heads, the audit history of an entity.
+
+Read-your-writes: a write answers with the ``position`` of its last event; pass it as
+``min_position`` and the query waits (up to LEDGER_API_READ_WAIT_SECONDS) until the read
+models have folded that event, or answers 503 with Retry-After.
+
+Two time axes (DESIGN §5): ``as_of`` is recorded time (what the ledger held then; ISO 8601
+moment, or a date meaning the end of that day in Vietnam); ``effective_on`` is the day
+statuses are judged on ("what was overdue on 31/5 as we know it today").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from domain.clock import parse_moment
+from service.deps import Reader, Services, ServicesDep
+from service.openapi import READ_ERRORS
+from service.problems import ProblemError
+from service.read_models import ReadModelsPort, jsonable
+from service.schemas import QueryResult
+
+router = APIRouter(prefix="/v1", tags=["queries"])
+
+AsOf = Annotated[str | None, Query(max_length=40, examples=["2024-05-31"], description=(
+    "Recorded-time axis: the ledger's state at this moment (ISO 8601; a date means the end "
+    "of that day in Vietnam)."))]
+MinPosition = Annotated[int | None, Query(ge=0, le=2**62, description=(
+    "Wait until the read models have folded this position (from a write's response)."))]
+_PERIOD = re.compile(r"^\d{4}(-(Q[1-4]|H[12]|\d{2}))?$")
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_moment(value)
+    except (ValueError, OverflowError) as exc:
+        raise ProblemError(422, "validation-error", f"as_of: {exc}", field="as_of") from None
+
+
+def _read_models(svc: Services, min_position: int | None) -> ReadModelsPort:
+    models = svc.read_models
+    retry = {"Retry-After": str(svc.settings.retry_after_seconds)}
+    if models is None:
+        raise ProblemError(503, "read-models-unavailable",
+                           "the read models (projections) are not available in this "
+                           "deployment", headers=retry)
+    if min_position is not None and not models.wait_for(min_position,
+                                                        svc.settings.read_wait_seconds):
+        raise ProblemError(503, "read-models-behind",
+                           f"the read models have not reached position {min_position} yet; "
+                           "retry shortly", headers=retry)
+    return models
+
+
+def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
+    return {"query": jsonable({k: v for k, v in query.items() if v is not None}),
+            "data": jsonable(data)}
+
+
+@router.get("/agencies/{code}/obligations", response_model=QueryResult, responses=READ_ERRORS,
+            tags=["queries"])
+def obligations(
+    svc: ServicesDep, _: Reader,
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
+                              examples=["QNG-STC"])],
+    as_of: AsOf = None,
+    effective_on: Annotated[date | None, Query(description=(
+        "Effective-time axis: judge statuses on this day (default: today)."))] = None,
+    min_position: MinPosition = None,
+):
+    """What an agency owes: open tasks as lead or coordinator, due dates (effective and
+    original), status, days overdue, extensions."""
+    models = _read_models(svc, min_position)
+    svc.ledger.agency(code)  # 404 for an unknown agency
+    moment = _as_of(as_of)
+    data = models.obligations(code, as_of=moment, effective_on=effective_on)
+    return _answer({"agency": code, "as_of": moment, "effective_on": effective_on}, data)
+
+
+@router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)
+def accountability(
+    svc: ServicesDep, _: Reader,
+    period: Annotated[str, Query(pattern=_PERIOD.pattern, examples=["2024", "2024-Q2"],
+                                 description="A year, quarter (2024-Q2), half (2024-H1) or "
+                                             "month (2024-05).")],
+    agency: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] = None,
+    as_of: AsOf = None,
+    min_position: MinPosition = None,
+):
+    """Per agency head per period: tasks fallen due, on time, late, overdue, extensions,
+    rejected completions, each shortfall with its proving events (advice, not a rating)."""
+    models = _read_models(svc, min_position)
+    if agency is not None:
+        svc.ledger.agency(agency)
+    moment = _as_of(as_of)
+    data = models.accountability(period, agency=agency, as_of=moment)
+    return _answer({"period": period, "agency": agency, "as_of": moment}, data)
+
+
+@router.get("/history/{entity_type}/{entity_id}", response_model=QueryResult,
+            responses=READ_ERRORS)
+def history(
+    svc: ServicesDep, _: Reader,
+    entity_type: Annotated[str, Path(pattern=r"^(directive|task|agency)$")],
+    entity_id: Annotated[str, Path(max_length=100, description=(
+        "A directive or task id (UUID), or an agency code."))],
+    as_of: AsOf = None,
+    min_position: MinPosition = None,
+):
+    """Every event of one directive, task or agency in order: who, when, from which
+    document, state before and after."""
+    models = _read_models(svc, min_position)
+    moment = _as_of(as_of)
+    data = models.history(entity_type, entity_id, as_of=moment)
+    return _answer({"entity_type": entity_type, "entity_id": entity_id, "as_of": moment}, data)
