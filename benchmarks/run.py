@@ -23,12 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_import
+from benchmarks import bench_http, bench_import
 from benchmarks.common import Row
 
 SIZES = {
-    "quick": {"import": 30_000, "import_baseline": 10_000},
-    "full": {"import": 1_000_000, "import_baseline": 100_000},
+    "quick": {"import": 30_000, "import_baseline": 10_000, "http_events": 20_000,
+              "http_seconds": 10},
+    "full": {"import": 1_000_000, "import_baseline": 100_000, "http_events": 200_000,
+             "http_seconds": 30},
 }
 
 
@@ -46,6 +48,8 @@ def main() -> None:
     sizes = SIZES["quick" if args.quick else "full"]
     plan = {
         "import": lambda: bench_import.run(sizes["import"], sizes["import_baseline"], args.seed),
+        "http-writes": lambda: bench_http.run_writes(sizes["http_events"],
+                                                     sizes["http_seconds"], seed=args.seed),
     }
     console = Console()
     rows: list[Row] = []

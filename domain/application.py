@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from time import monotonic
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,7 @@ from domain.errors import (
 )
 from domain.ids import agency_id, directive_id, task_id
 from domain.journal import JournalEntry, entry_from
+from domain.persistence.group_commit import GroupCommitter
 from domain.persistence.transcodings import register_ledger_transcodings
 from domain.persistence.url import StoreConfig, parse_store_url
 from domain.reference import AgencyRecord
@@ -73,13 +75,31 @@ class Ledger(Application):
         clock: Clock = utc_now,
         rulebook: Rulebook = RULEBOOK,
         env: dict[str, str] | None = None,
+        group_commit: bool = False,
+        agency_cache_seconds: float = 0.0,
     ) -> None:
+        """``group_commit``: save concurrent commands in one transaction (for servers with
+        many request threads). ``agency_cache_seconds``: how long an agency read for a
+        permission check may be reused; agencies change rarely (a reorganisation takes
+        effect at most this long after it is recorded). Both off by default."""
         self.store: StoreConfig = parse_store_url(url)
         self.clock = clock
         self.rulebook = rulebook
         # Callables run inside every insert transaction (see persistence.recorders).
         self.after_insert_hooks: list[Any] = []
-        super().__init__(env={**self.store.env, **(env or {})})
+        self._agency_ttl = agency_cache_seconds
+        self._agency_cache: dict[str, tuple[float, Agency]] = {}
+        # Aggregates are cached and fast-forwarded (one indexed query for newer events).
+        cache = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+        super().__init__(env={**cache, **self.store.env, **(env or {})})
+        self._committer = (
+            GroupCommitter(self.save, self.after_insert_hooks) if group_commit else None
+        )
+
+    def close(self) -> None:
+        if getattr(self, "_committer", None) is not None:
+            self._committer.close()
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -89,19 +109,32 @@ class Ledger(Application):
 
     def _save(self, ctx: CommandContext, *aggregates: Any, entity: Any,
               on_conflict: Exception | None = None) -> Receipt:
-        hooks = [*self.after_insert_hooks, *ctx.after_insert]
+        """Save in one transaction. The command's own hooks (``ctx.after_insert``) run in
+        it too and receive ``(tx, receipt)``: what this command wrote, positions included."""
+        entity_id, version = entity.id, entity.version
+
+        def with_receipt(hook: Any) -> Any:
+            def run(tx: Any, positions: Sequence[int]) -> None:
+                hook(tx, Receipt(entity_id, version, tuple(positions)))
+
+            return run
+
+        own_hooks = [with_receipt(h) for h in ctx.after_insert]
         try:
-            recordings = self.save(*aggregates, after_insert=hooks)
+            if self._committer is not None:
+                recordings = self._committer.save(aggregates, own_hooks)
+            else:
+                recordings = self.save(*aggregates,
+                                       after_insert=[*self.after_insert_hooks, *own_hooks])
         except RecordConflictError:
             raise on_conflict or ConcurrentWrite(
                 "another write to the same entity was saved first; reload and retry",
                 field=None,
             ) from None
-        return Receipt(
-            entity_id=entity.id,
-            version=entity.version,
-            positions=tuple(r.notification.id for r in recordings),
-        )
+        for aggregate in aggregates:
+            if isinstance(aggregate, Agency):
+                self._agency_cache.pop(aggregate.code, None)
+        return Receipt(entity_id, version, tuple(r.notification.id for r in recordings))
 
     def _stamp(self, ctx: CommandContext) -> dict[str, Any]:
         return {"meta": ctx.meta(), "timestamp": self.clock()}
@@ -124,10 +157,26 @@ class Ledger(Application):
     # -- agencies ----------------------------------------------------------------------------
 
     def agency(self, code: str) -> Agency:
+        """An agency for reading (permission checks, validation): may come from the short
+        cache (``agency_cache_seconds``). Commands that change an agency load it afresh."""
+        if self._agency_ttl > 0:
+            hit = self._agency_cache.get(code)
+            if hit is not None and hit[0] > monotonic():
+                return hit[1]
+        agency = self._agency_for_write(code)
+        if self._agency_ttl > 0:
+            self._agency_cache[code] = (monotonic() + self._agency_ttl, agency)
+        return agency
+
+    def _agency_for_write(self, code: str) -> Agency:
         return self._get(agency_id(code), UnknownAgency(f"unknown agency {code!r}",
                                                         field="agency"))
 
     def agency_exists(self, code: str) -> bool:
+        if self._agency_ttl > 0:
+            hit = self._agency_cache.get(code)
+            if hit is not None and hit[0] > monotonic():
+                return True
         return agency_id(code) in self.repository
 
     def _new_agency(self, ctx: CommandContext, record: AgencyRecord,
@@ -186,7 +235,7 @@ class Ledger(Application):
     def rename_agency(self, ctx: CommandContext, code: str, name: str,
                       effective_on: date) -> Receipt:
         authorize_admin(ctx.actor)
-        agency = self.agency(code)
+        agency = self._agency_for_write(code)
         agency.rename(name=clean_text(name, "name", max_length=300),
                       effective_on=effective_on, **self._stamp(ctx))
         return self._save(ctx, agency, entity=agency)
@@ -194,7 +243,7 @@ class Ledger(Application):
     def merge_agency(self, ctx: CommandContext, code: str, successor: str,
                      effective_on: date) -> Receipt:
         authorize_admin(ctx.actor)
-        agency = self.agency(code)
+        agency = self._agency_for_write(code)
         target = self.agency(successor)
         if target.status is not AgencyStatus.ACTIVE:
             raise InvalidTransition(f"successor {successor} is {target.status.value}",
@@ -204,14 +253,14 @@ class Ledger(Application):
 
     def dissolve_agency(self, ctx: CommandContext, code: str, effective_on: date) -> Receipt:
         authorize_admin(ctx.actor)
-        agency = self.agency(code)
+        agency = self._agency_for_write(code)
         agency.dissolve(effective_on=effective_on, **self._stamp(ctx))
         return self._save(ctx, agency, entity=agency)
 
     def appoint_head(self, ctx: CommandContext, code: str, person: str, position: str,
                      from_on: date, acting: bool = False) -> Receipt:
         authorize_admin(ctx.actor)
-        agency = self.agency(code)
+        agency = self._agency_for_write(code)
         agency.appoint_head(person=clean_text(person, "person", max_length=200),
                             position=clean_text(position, "position", max_length=200),
                             from_on=from_on, acting=acting, **self._stamp(ctx))
@@ -220,7 +269,7 @@ class Ledger(Application):
     def record_head_left(self, ctx: CommandContext, code: str, person: str,
                          to_on: date) -> Receipt:
         authorize_admin(ctx.actor)
-        agency = self.agency(code)
+        agency = self._agency_for_write(code)
         agency.record_head_left(person=clean_text(person, "person", max_length=200),
                                 to_on=to_on, **self._stamp(ctx))
         return self._save(ctx, agency, entity=agency)

@@ -51,14 +51,18 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         own = ledger is None
-        the_ledger = Ledger(settings.database_url) if own else ledger
+        the_ledger = Ledger(
+            settings.database_url, group_commit=settings.group_commit,
+            agency_cache_seconds=settings.cache_seconds,
+        ) if own else ledger
         try:
             tables = ServiceTables(the_ledger)
             tables.create()
             models = default_read_models(the_ledger) if read_models is _DEFAULT else read_models
             app.state.services = Services(
                 settings=settings, ledger=the_ledger, tables=tables,
-                tokens=TokenStore(tables), idempotency=IdempotencyStore(tables),
+                tokens=TokenStore(tables, cache_seconds=settings.cache_seconds),
+                idempotency=IdempotencyStore(tables),
                 read_models=models, metrics=metrics,
             )
             yield

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from domain.actors import CommandContext, SourceDocument
 from domain.application import Receipt
 from domain.errors import DomainError
-from domain.persistence.recorders import Tx
 from service.deps import Services, etag
 from service.problems import ProblemError
 from service.tokens import TokenInfo
@@ -71,23 +70,22 @@ def execute(
     status: int = 200,
 ) -> JSONResponse:
     """Run ``command`` as the token's actor. With an Idempotency-Key, a stored answer is
-    replayed (or the key refused if it was used for another request)."""
+    replayed (or the key refused if it was used for another request).
+
+    The key is not looked up first: a first request (the common case) should not pay a
+    round trip for it. A retry runs the command again; its key record then collides with
+    the stored one inside the events' transaction, which rolls everything back, or the
+    command is refused because the first one already happened. Either way the failure
+    path looks the key up and answers as the first time."""
     principal = token.principal
     request_fp = getattr(request.state, "fingerprint", None)
-    if key is not None:
-        stored = svc.idempotency.lookup(principal, key)
-        if stored is not None:
-            if stored.fingerprint != request_fp:
-                raise IdempotencyKeyReused()
-            request.state.position = stored.body.get("position")
-            return _respond(stored.status, stored.body, replayed=True)
 
     out: dict[str, Any] = {}
     hooks: tuple[Any, ...] = ()
     if key is not None:
-        def render(tx: Tx, positions: Sequence[int]) -> dict[str, Any]:
-            entity_id, version = svc.idempotency.written_entity(tx, positions, entity_type)
-            return result_body(entity_type, entity_id, version, positions, location(entity_id))
+        def render(receipt: Receipt) -> dict[str, Any]:
+            return result_body(entity_type, receipt.entity_id, receipt.version,
+                               receipt.positions, location(receipt.entity_id))
 
         hooks = (svc.idempotency.record_hook(principal, key, request_fp, status, render, out),)
     document = None

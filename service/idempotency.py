@@ -4,7 +4,7 @@ The record (principal, key) -> (fingerprint, status, response) is inserted by a 
 runs *inside the events' insert transaction* (``CommandContext.after_insert``, see
 domain/persistence/recorders.py): the events and their key commit together or not at all,
 so a crash can never leave events without their key or a key without its events. The
-response is computed in that transaction from the rows just inserted, so the stored answer
+response is rendered in that transaction from the command's receipt, so the stored answer
 is exactly the one the first caller gets.
 
 Two concurrent requests with the same key both miss the lookup and both run the command;
@@ -15,15 +15,14 @@ the caller looks the key up again and replays the first response.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import orjson
 
+from domain.application import Receipt
 from domain.clock import utc_now
-from domain.journal import event_type_of
 from domain.persistence.recorders import Tx
 from service.storage import ServiceTables
 
@@ -57,45 +56,24 @@ class IdempotencyStore:
         self.clock = clock
 
     def lookup(self, principal: str, key: str) -> StoredResponse | None:
-        with self.tables.transaction(commit=False) as tx:
-            tx.execute(
-                f"SELECT fingerprint, status, response FROM {self.tables.idempotency} "
-                "WHERE principal = %s AND idempotency_key = %s",
-                (principal, key),
-            )
-            row = tx.fetchone()
+        row = self.tables.query_one(
+            f"SELECT fingerprint, status, response FROM {self.tables.idempotency} "
+            "WHERE principal = %s AND idempotency_key = %s",
+            (principal, key),
+        )
         if row is None:
             return None
         return StoredResponse(row[0], int(row[1]), orjson.loads(row[2]))
 
-    def written_entity(self, tx: Tx, positions: Sequence[int],
-                       entity_type: str) -> tuple[UUID, int]:
-        """The id and new version of the ``entity_type`` aggregate among the events just
-        inserted at ``positions`` (read inside the insert transaction)."""
-        position = "rowid" if self.tables.dialect == "sqlite" else "notification_id"
-        tx.execute(
-            f"SELECT {position}, originator_id, originator_version, topic "
-            f"FROM {self.tables.events} WHERE {position} >= %s AND {position} <= %s",
-            (min(positions), max(positions)),
-        )
-        wanted = set(positions)
-        found: tuple[UUID, int] | None = None
-        for pos, originator_id, version, topic in sorted(tx.fetchall()):
-            if pos in wanted and event_type_of(topic).partition(".")[0] == entity_type:
-                found = (originator_id if isinstance(originator_id, UUID)
-                         else UUID(str(originator_id)), int(version))
-        if found is None:
-            raise LookupError(f"no {entity_type} event among positions {positions}")
-        return found
-
     def record_hook(self, principal: str, key: str, fingerprint: str, status: int,
-                    render: Callable[[Tx, Sequence[int]], dict[str, Any]],
+                    render: Callable[[Receipt], dict[str, Any]],
                     out: dict[str, Any]):
-        """An after-insert hook that stores the response rendered from the new events;
-        the rendered body is also left in ``out['body']`` for the first caller."""
+        """An after-insert hook that stores the response rendered from what the command
+        wrote (its receipt: entity, version, positions); the rendered body is also left in
+        ``out['body']`` for the first caller."""
 
-        def hook(tx: Tx, positions: Sequence[int]) -> None:
-            body = render(tx, positions)
+        def hook(tx: Tx, receipt: Receipt) -> None:
+            body = render(receipt)
             tx.execute(
                 f"INSERT INTO {self.tables.idempotency} (principal, idempotency_key, "
                 "fingerprint, status, response, created_at) VALUES (%s, %s, %s, %s, %s, %s)",

@@ -12,6 +12,8 @@
 | LEDGER_API_JOURNAL_MAX_LIMIT | 1000 | the largest page of the journal |
 | LEDGER_API_LOG_LEVEL | info | structlog level |
 | LEDGER_API_ACCESS_LOG | true | one JSON line per request |
+| LEDGER_API_GROUP_COMMIT | true | save concurrent commands in one transaction |
+| LEDGER_API_CACHE_SECONDS | 5 | reuse token and agency reads this long (see docs/api.md) |
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Settings:
     journal_max_limit: int = 1000
     log_level: str = "info"
     access_log: bool = True
+    group_commit: bool = True
+    cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +82,8 @@ class Settings:
                                           cls.feed_heartbeat_seconds),
             feed_max_seconds=_float("LEDGER_API_FEED_MAX_SECONDS", cls.feed_max_seconds),
             journal_max_limit=_int("LEDGER_API_JOURNAL_MAX_LIMIT", cls.journal_max_limit),
+            group_commit=_bool("LEDGER_API_GROUP_COMMIT", cls.group_commit),
+            cache_seconds=_float("LEDGER_API_CACHE_SECONDS", cls.cache_seconds),
             log_level=os.environ.get("LEDGER_API_LOG_LEVEL", "info").strip().lower() or "info",
             access_log=_bool("LEDGER_API_ACCESS_LOG", True),
         )

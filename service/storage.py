@@ -33,6 +33,18 @@ class ServiceTables:
         with self.ledger.recorder.datastore.transaction(commit=commit) as cursor:
             yield Tx(cursor, self.dialect)
 
+    def query_one(self, sql: str, params: tuple) -> tuple | None:
+        """One row of a single read. On PostgreSQL it runs in autocommit, without the
+        BEGIN/ROLLBACK round trips of a transaction: requests pay for every round trip."""
+        if self.dialect == "sqlite":
+            with self.transaction(commit=False) as tx:
+                tx.execute(sql, params)
+                return tx.fetchone()
+        with self.ledger.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            tx = Tx(cursor, self.dialect)
+            tx.execute(sql, params)
+            return tx.fetchone()
+
     def create(self) -> None:
         with self.transaction(commit=True) as tx:
             tx.execute(

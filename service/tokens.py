@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 
 from domain.actors import Actor, Role
 from domain.clock import Clock, utc_now
@@ -80,9 +81,14 @@ def _info(row: tuple) -> TokenInfo:
 
 
 class TokenStore:
-    def __init__(self, tables: ServiceTables, clock: Clock = utc_now) -> None:
+    def __init__(self, tables: ServiceTables, clock: Clock = utc_now,
+                 cache_seconds: float = 0.0) -> None:
         self.tables = tables
         self.clock = clock
+        # bearer digest -> (until, record): a request need not read the table every time;
+        # a revocation made elsewhere takes effect within ``cache_seconds``.
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, TokenInfo | None]] = {}
 
     def create(self, *, role: str, agency: str | None = None, label: str | None = None,
                expires_at: datetime | None = None, created_by: str | None = None,
@@ -148,6 +154,7 @@ class TokenStore:
                 "WHERE token_id = %s AND revoked_at IS NULL",
                 (self.clock().isoformat(), token_id),
             )
+        self._cache.clear()
         return self.get(token_id)
 
     def authenticate(self, bearer: str) -> TokenInfo | None:
@@ -155,15 +162,25 @@ class TokenStore:
         match = _TOKEN.match(bearer)
         if not match:
             return None
-        token_id, secret = match.groups()
-        with self.tables.transaction(commit=False) as tx:
-            tx.execute(
-                f"SELECT {_COLUMNS}, secret_sha256 FROM {self.tables.tokens} "
-                "WHERE token_id = %s",
-                (token_id,),
-            )
-            row = tx.fetchone()
+        if self._cache_seconds > 0:
+            digest = _hash(bearer)
+            hit = self._cache.get(digest)
+            if hit is not None and hit[0] > monotonic():
+                info = hit[1]
+            else:
+                info = self._lookup(*match.groups())
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (monotonic() + self._cache_seconds, info)
+        else:
+            info = self._lookup(*match.groups())
+        return info if info is not None and info.active(self.clock()) else None
+
+    def _lookup(self, token_id: str, secret: str) -> TokenInfo | None:
+        row = self.tables.query_one(
+            f"SELECT {_COLUMNS}, secret_sha256 FROM {self.tables.tokens} WHERE token_id = %s",
+            (token_id,),
+        )
         if row is None or not hmac.compare_digest(row[-1], _hash(secret)):
             return None
-        info = _info(row[:-1])
-        return info if info.active(self.clock()) else None
+        return _info(row[:-1])

@@ -1,0 +1,147 @@
+"""Group commit: the saves of concurrent commands in one transaction.
+
+Every save into the events table takes an exclusive lock on it (that is what keeps positions
+gap-free for readers), so writers queue one transaction at a time and the transaction, not
+the CPU, bounds throughput. Here request threads hand their events to one committer thread
+and wait; the committer takes everything queued and saves it in a single transaction.
+
+Semantics stay those of saving one command at a time:
+* two commands touching the same aggregate never share a batch: the later one waits for the
+  next batch, so the store (not this module) decides whether it conflicts;
+* each command's own hooks see only its own positions;
+* if the batch fails (a conflict with another process, say), every command of it is retried
+  alone, so only the command at fault fails, with the error it would have had alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import Recording
+
+Hook = Callable[[Any, Sequence[int]], None]
+
+
+@dataclass
+class _Submission:
+    events: list[Any]
+    hooks: list[Hook]
+    aggregate_ids: set[Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    recordings: list[Recording] | None = None
+    error: BaseException | None = None
+
+
+class GroupCommitter:
+    def __init__(self, save: Callable[..., list[Recording]], global_hooks: list[Hook],
+                 max_batch: int = 256) -> None:
+        self._save = save  # Application.save
+        self._global_hooks = global_hooks  # run once per transaction (e.g. the hash chain)
+        self._max_batch = max_batch
+        self._queue: deque[_Submission] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ledger-group-commit",
+                                        daemon=True)
+        self._thread.start()
+        self.batches = 0  # for tests and metrics
+        self.largest_batch = 0
+
+    def save(self, aggregates: Sequence[Any], hooks: Sequence[Hook]) -> list[Recording]:
+        """Save the aggregates' pending events (with ``hooks`` run inside the transaction,
+        given this command's positions only); blocks until committed or failed."""
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        submission = _Submission(events, list(hooks), {a.id for a in aggregates})
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            self._queue.append(submission)
+            self._cond.notify()
+        submission.done.wait()
+        if submission.error is not None:
+            raise submission.error
+        assert submission.recordings is not None
+        return submission.recordings
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    # -- the committer thread -------------------------------------------------------------------
+
+    def _take_batch(self) -> list[_Submission]:
+        batch: list[_Submission] = []
+        touched: set[Any] = set()
+        deferred: list[_Submission] = []
+        while self._queue and len(batch) < self._max_batch:
+            submission = self._queue.popleft()
+            if submission.aggregate_ids & touched:
+                deferred.append(submission)  # same aggregate as an earlier one: next batch
+                continue
+            touched |= submission.aggregate_ids
+            batch.append(submission)
+        self._queue.extendleft(reversed(deferred))
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed and not self._queue:
+                    return
+                batch = self._take_batch()
+            self.batches += 1
+            self.largest_batch = max(self.largest_batch, len(batch))
+            try:
+                self._commit(batch)
+            except BaseException as exc:
+                for submission in batch:
+                    if not submission.done.is_set():
+                        submission.error = exc
+                        submission.done.set()
+
+    def _commit(self, batch: list[_Submission]) -> None:
+        if len(batch) == 1:
+            self._commit_alone(batch[0])
+            return
+        hooks: list[Hook] = list(self._global_hooks)
+        start = 0
+        for submission in batch:
+            end = start + len(submission.events)
+            for hook in submission.hooks:
+                hooks.append(_slice(hook, start, end))
+            start = end
+        try:
+            recordings = self._save(*[e for s in batch for e in s.events], after_insert=hooks)
+        except Exception:
+            for submission in batch:
+                self._commit_alone(submission)
+            return
+        start = 0
+        for submission in batch:
+            end = start + len(submission.events)
+            submission.recordings = recordings[start:end]
+            start = end
+            submission.done.set()
+
+    def _commit_alone(self, submission: _Submission) -> None:
+        try:
+            submission.recordings = self._save(
+                *submission.events, after_insert=[*self._global_hooks, *submission.hooks])
+        except BaseException as exc:
+            submission.error = exc
+        submission.done.set()
+
+
+def _slice(hook: Hook, start: int, end: int) -> Hook:
+    def sliced(tx: Any, positions: Sequence[int]) -> None:
+        hook(tx, positions[start:end])
+
+    return sliced
