@@ -222,10 +222,12 @@ class ProgressIn(CommandBody):
     reported_on: IsoDate | None = None
     percent: StrictInt | None = Field(None, ge=0, le=100)
     occurrence: Occurrence | None = _OCCURRENCE
+    obstacles: Text | None = Field(None, description="Khó khăn, vướng mắc (difficulties).")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "summary": "Đã góp ý dự thảo báo cáo kiến nghị", "percent": 40,
-        "reported_on": "2024-05-10"}]})
+        "reported_on": "2024-05-10",
+        "obstacles": "Phần mềm VBDLIS chưa kết nối được với Hệ thống thông tin giải quyết TTHC"}]})
 
 
 class ExtensionRequestIn(CommandBody):

@@ -74,7 +74,8 @@ def report_progress(request: Request, task_id: UUID, body: ProgressIn, svc: Serv
     """Báo cáo tiến độ: by the lead agency or a coordinating agency."""
     return _run(request, svc, token, key, body, lambda ctx: svc.ledger.report_progress(
         ctx, task_id, summary=body.summary, reported_on=body.reported_on,
-        percent=body.percent, occurrence=body.occurrence, expected_version=expected))
+        percent=body.percent, occurrence=body.occurrence, obstacles=body.obstacles,
+        expected_version=expected))
 
 
 @router.post("/{task_id}/extension-requests", response_model=CommandResult,
