@@ -38,6 +38,7 @@ from domain.errors import (
     ValidationError,
 )
 from domain.ids import agency_id, directive_id, task_id
+from domain.integrity import install_integrity
 from domain.journal import JournalEntry, entry_from
 from domain.persistence.transcodings import register_ledger_transcodings
 from domain.persistence.url import StoreConfig, parse_store_url
@@ -80,6 +81,8 @@ class Ledger(Application):
         # Callables run inside every insert transaction (see persistence.recorders).
         self.after_insert_hooks: list[Any] = []
         super().__init__(env={**self.store.env, **(env or {})})
+        # The hash chain (DESIGN §6): its tables, and a hook in every insert transaction.
+        self.integrity = install_integrity(self)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
