@@ -325,7 +325,11 @@ def events(
 
 
 def main() -> None:
-    from cli import demo  # noqa: F401  (registers the demo command)
+    from cli import (  # noqa: F401  (verify, checkpoint, export, replay...)
+        demo,
+        history,
+        integrity,
+    )
 
     run_guarded(app)
 
