@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from domain.integrity.canonical import GENESIS, chain_hash, originator_id_text
@@ -68,6 +69,7 @@ def _checkpoint(row: Sequence[Any]) -> Checkpoint:
                       bytes(row[5]), bytes(row[6]))
 
 
+_first = itemgetter(0)
 _CHECKPOINT_COLUMNS = "number, position, head, signed_at, key_id, public_key, signature"
 
 
@@ -141,7 +143,7 @@ class ChainStore:
             with self.datastore.get_connection() as conn:
                 with conn.transaction(force_rollback=True):
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    with conn.cursor(row_factory=tuple_row) as cursor:
+                    with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
                         yield Reader(self, cursor)
             return
         with self.datastore.get_connection(commit=False) as conn:
@@ -257,34 +259,51 @@ class Reader:
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 
+    def _pages(self, table: str, position: str, columns: str, start: int, stop: int | None,
+               page: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows in position order, read by ranges of ``page`` positions: a narrow range on
+        the position index is planned well whatever the table's statistics say (a LIMIT
+        over an open range was not, on a freshly filled PostgreSQL table). An empty range
+        jumps to the next position present, so far-apart positions cost one query."""
+        # No ORDER BY: rows come back (nearly) in position order and are sorted here, which
+        # costs little, where a server-side sort of a page spilled to disk (work_mem).
+        select = (f"SELECT {position}, {columns} FROM {table} "
+                  f"WHERE {position} >= %s AND {position} <= %s")
+        following = f"SELECT MIN({position}) FROM {table} WHERE {position} > %s"
+        if stop is None:
+            row = self.one(f"SELECT MAX({position}) FROM {table}")
+            if row is None or row[0] is None:
+                return
+            stop = int(row[0])
+        while start <= stop:
+            end = min(start + page - 1, stop)
+            rows = self.rows(select, (start, end))
+            if rows:
+                rows.sort(key=_first)
+                yield rows
+                start = end + 1
+                continue
+            row = self.one(following, (end,))
+            if row is None or row[0] is None:
+                return
+            start = int(row[0])
+
     def events(self, start: int = 1, stop: int | None = None,
                page: int = PAGE) -> Iterator[list[tuple[int, str, int, str, bytes]]]:
         """Pages of (position, originator id text, version, topic, state) in position order."""
-        stop = 2**62 if stop is None else stop
-        sql = self.store._select_events
-        convert = not self._sqlite
-        while start <= stop:
-            rows = self.rows(sql, (start, stop, page))
-            if not rows:
-                return
-            if convert:
-                rows = [(p, originator_id_text(o), v, t, s) for p, o, v, t, s in rows]
-            yield rows
-            start = rows[-1][0] + 1
+        pages = self._pages(self.store.events, self.store.position,
+                            "originator_id, originator_version, topic, state", start, stop, page)
+        if self._sqlite:
+            yield from pages
+            return
+        for rows in pages:  # PostgreSQL uuid values: UUID.hex is originator_id_text's answer
+            yield [(p, o.hex, v, t, s) for p, o, v, t, s in rows]
 
     def chain(self, start: int = 1, stop: int | None = None,
               page: int = PAGE) -> Iterator[list[tuple[int, str, int, bytes]]]:
         """Pages of (position, originator id text, version, hash) in position order."""
-        stop = 2**62 if stop is None else stop
-        sql = (f"SELECT position, originator_id, originator_version, hash FROM "
-               f"{self.store.chain} WHERE position >= %s AND position <= %s "
-               "ORDER BY position LIMIT %s")
-        while start <= stop:
-            rows = self.rows(sql, (start, stop, page))
-            if not rows:
-                return
-            yield rows
-            start = rows[-1][0] + 1
+        yield from self._pages(self.store.chain, "position",
+                               "originator_id, originator_version, hash", start, stop, page)
 
     def checkpoints(self) -> list[Checkpoint]:
         return [_checkpoint(r) for r in self.rows(

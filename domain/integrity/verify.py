@@ -72,6 +72,7 @@ class Locator(Protocol):
 EventRow = tuple[int, str, int, str, bytes]  # position, originator id, version, topic, state
 ChainRow = tuple[int, str, int, bytes]  # position, originator id, version, hash
 LinkFn = Callable[[bytes, EventRow], bytes]
+_BEYOND = 2**63
 
 
 def _link(previous: bytes, event: EventRow) -> bytes:
@@ -194,6 +195,7 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
     pending: tuple[int, bytes] | None = None  # (finding index, hash if that event is genuine)
     cps = sorted(checkpoints, key=lambda c: c.position)
     ck = 0
+    next_cp = cps[0].position if cps else _BEYOND  # position of the next checkpoint to compare
     sealed_upto = report.from_position - 1  # last position vouched for by a checkpoint
     found_at: set[int] = set()
 
@@ -204,7 +206,7 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
 
     def reached(position: int, stored: bytes | None) -> None:
         """Compare checkpoints up to ``position`` with the chain as stored there."""
-        nonlocal ck, sealed_upto
+        nonlocal ck, sealed_upto, next_cp
         while ck < len(cps) and cps[ck].position <= position:
             cp = cps[ck]
             ck += 1
@@ -220,8 +222,35 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
                     f"{cp.position} but the chain there differs: events between positions "
                     f"{sealed_upto + 1} and {cp.position} were altered and the chain table "
                     "rewritten to hide it", checkpoint=cp.number))
+        next_cp = cps[ck].position if ck < len(cps) else _BEYOND
 
     while True:
+        if ei >= len(ev_buf) and ci >= len(ch_buf):
+            ev_buf, ei = next(event_pages, ()), 0
+            ch_buf, ci = next(chain_pages, ()), 0
+            if progress and ev_buf:
+                progress(len(ev_buf))
+            # Fast path, the usual case: both pages hold the same positions (the readers page
+            # by the same position ranges) and every link holds.
+            if ev_buf and len(ev_buf) == len(ch_buf) and \
+                    [r[0] for r in ev_buf] == [r[0] for r in ch_buf]:
+                done = 0
+                for ev, ch in zip(ev_buf, ch_buf):  # noqa: B007
+                    stored = ch[3]
+                    if link(previous, ev) != stored:
+                        break
+                    previous = stored
+                    done += 1
+                    if ev[0] >= next_cp:
+                        reached(ev[0], stored)
+                if done:
+                    pending = None
+                    report.events += done
+                    report.chain_entries += done
+                    report.last_position = ev_buf[done - 1][0]
+                    report.head = previous
+                    ei = ci = done
+                continue
         if ei >= len(ev_buf):
             ev_buf, ei = next(event_pages, ()), 0
             if progress and ev_buf:
@@ -272,7 +301,8 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
             previous = stored
             report.last_position = position
             report.head = stored
-            reached(position, stored)
+            if position >= next_cp:
+                reached(position, stored)
             continue
         # Both an event and a chain entry at this position.
         ei += 1
@@ -299,7 +329,8 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
         previous = stored
         report.last_position = position
         report.head = stored
-        reached(position, stored)
+        if position >= next_cp:
+            reached(position, stored)
 
     # Checkpoints beyond the end of the chain: the tail was cut off.
     last = report.last_position if report.last_position is not None else report.from_position - 1
