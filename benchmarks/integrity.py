@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domain.agency import Agency, AgencyLevel  # noqa: E402
-from domain.application import Ledger  # noqa: E402
-from domain.integrity import verify_ledger  # noqa: E402
-from domain.integrity.bundle import export_bundle, verify_bundle  # noqa: E402
-from domain.integrity.verify import Report, walk  # noqa: E402
+from domain.agency import Agency, AgencyLevel
+from domain.application import Ledger
+from domain.integrity import verify_ledger
+from domain.integrity.bundle import export_bundle, verify_bundle
+from domain.integrity.verify import Report, walk
 
 
 def agencies(n: int, start: int, clock) -> list[Agency]:

@@ -235,7 +235,7 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
             if ev_buf and len(ev_buf) == len(ch_buf) and \
                     [r[0] for r in ev_buf] == [r[0] for r in ch_buf]:
                 done = 0
-                for ev, ch in zip(ev_buf, ch_buf):  # noqa: B007
+                for ev, ch in zip(ev_buf, ch_buf, strict=True):
                     stored = ch[3]
                     if link(previous, ev) != stored:
                         break
