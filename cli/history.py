@@ -70,6 +70,8 @@ def replay(
     """The state of everything as of a recorded moment, or (--step) the history up to it."""
     moment = _moment(until, "--until")
     assert moment is not None
+    if not step and (since or entity):
+        fail("--since and --entity go with --step", EXIT_USAGE)
     with open_ledger(db) as ledger:
         if step:
             _replay_steps(ledger, moment, _moment(since, "--since"),

@@ -112,9 +112,9 @@ def make_checkpoint(ledger: Any, key: Ed25519PrivateKey, *, at: datetime | None 
                 raise IntegrityFailure("the ledger holds no events yet; nothing to sign")
             checkpoints = reader.checkpoints()
             latest = checkpoints[-1] if checkpoints else None
-            if latest is not None and latest.position >= head[0]:
-                return None
             anchor = _trusted_anchor(reader, checkpoints, trusted)
+            if anchor is not None and anchor.position >= head[0]:
+                return None  # (a forged checkpoint further on does not stop us signing)
             report = Report(from_position=(anchor.position + 1) if anchor else 1)
             walk(reader.events(report.from_position, head[0]),
                  reader.chain(report.from_position, head[0]),

@@ -135,6 +135,10 @@ def test_removed_or_forged_checkpoints_are_reported(plan_ledger, attacker, signi
     weak = verify_ledger(plan_ledger)
     assert not weak.keys_trusted
     assert Kind.CHAIN_REWRITTEN in [f.kind for f in weak.findings]
+    # The forgery does not stop the ledger's own key from signing the next head.
+    appoint(plan_ledger, 4)
+    made = make_checkpoint(plan_ledger, signing_key)
+    assert made is not None and (made.number, made.position) == (5, 103)
 
 
 def test_verify_from_a_position(plan_ledger, attacker, signing_key):
