@@ -6,7 +6,7 @@ day in Vietnam; "as of T" is the state the ledger held at recorded time T.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from rich.table import Table
 from cli.common import EXIT_USAGE, console, fail, open_ledger, print_json, to_json
 from cli.integrity import progress_bar
 from cli.main import DB_OPTION, JSON_OPTION, app
-from domain.clock import format_date_vn, format_datetime_vn, parse_moment
+from domain.clock import LOCAL_TZ, format_date_vn, format_datetime_vn, parse_moment
 from domain.errors import NotFound
 from domain.integrity.history import diff, state_as_of, walk_history
 from domain.rules import TaskStatus
@@ -29,6 +29,14 @@ def _moment(text: str | None, option: str) -> datetime | None:
         return parse_moment(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", EXIT_USAGE)
+
+
+def _moment_vn(moment: datetime) -> str:
+    """dd/mm/yyyy HH:MM in Vietnam; a day's end (24:00) as "hết ngày dd/mm/yyyy"."""
+    local = moment.astimezone(LOCAL_TZ)
+    if local.time() == time(0):
+        return f"hết ngày {format_date_vn(local.date() - timedelta(days=1))}"
+    return format_datetime_vn(moment)
 
 
 def _status_vi(value: str | None) -> str:
@@ -83,7 +91,7 @@ def replay(
     if as_json:
         print_json(state.as_json())
         return
-    console.print(f"[bold]Sổ theo dõi tại {format_datetime_vn(moment)}[/] (as of "
+    console.print(f"[bold]Sổ theo dõi: {_moment_vn(moment)}[/] (as of "
                   f"{moment.isoformat()}; events up to position {state.position}); "
                   f"statuses judged on {format_date_vn(state.on)}")
     table = Table(title="Văn bản chỉ đạo")
@@ -155,7 +163,7 @@ def diff_command(
     if as_json:
         print_json(result.as_json())
         return
-    console.print(f"[bold]Từ {format_datetime_vn(t1)} đến {format_datetime_vn(t2)}[/]: "
+    console.print(f"[bold]Từ {_moment_vn(t1)} đến {_moment_vn(t2)}[/]: "
                   f"{sum(result.events.values())} events (positions "
                   f"{result.from_position + 1}–{result.to_position})")
     for kind, count in sorted(result.events.items()):

@@ -16,7 +16,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 from uuid import UUID
@@ -26,6 +26,13 @@ from domain.journal import event_type_of, plain
 
 PAGE = 1000
 _INTERNAL = {"_id", "_version", "_created_on", "_modified_on", "_pending_events"}
+
+
+def judged_on(moment: datetime) -> date:
+    """The day on which statuses are judged "as of" a moment: the Vietnamese date of the
+    moment's last instant before it, so that "as of 31/12" (24:00 of 31/12, DESIGN §3) is
+    judged on 31/12 — a task due that day is not yet overdue — while 31/12 10:00 is 31/12."""
+    return local_date(moment - timedelta(microseconds=1))
 
 
 def to_plain(value: Any) -> Any:
@@ -177,7 +184,7 @@ class Replayer:
         return [a for a in self.aggregates.values() if entity_type(a) == kind]
 
     def snapshot(self, moment: datetime) -> LedgerAsOf:
-        on = local_date(moment)
+        on = judged_on(moment)
         directives = sorted(self.of_type("Directive"), key=lambda d: (d.issued_on, d.number))
         tasks = sorted(self.of_type("Task"),
                        key=lambda t: (t.directive_number, _ordinal_key(t.ordinal)))
@@ -313,7 +320,7 @@ def diff(ledger: Any, start: datetime, end: datetime,
     replayer = Replayer(ledger, progress).run(start)
     first = replayer.position
     before_states = {i: entity_state(a) for i, a in replayer.aggregates.items()}
-    before_tasks = {str(t.id): task_view(t, local_date(start)) for t in replayer.of_type("Task")}
+    before_tasks = {str(t.id): task_view(t, judged_on(start)) for t in replayer.of_type("Task")}
     result = LedgerDiff(start=start, end=end, from_position=first, to_position=first)
     touched: dict[UUID, Any] = {}
     for step in replayer.steps(end):
@@ -327,7 +334,7 @@ def diff(ledger: Any, start: datetime, end: datetime,
             label=entity_label(aggregate), created=the_id not in before_states,
             fields=changes(before_states.get(the_id), after)))
     for task in replayer.of_type("Task"):
-        now = task_view(task, local_date(end))
+        now = task_view(task, judged_on(end))
         then = before_tasks.get(now["id"])
         old = {o["occurrence"]: o["status"] for o in (then["obligations"] if then else [])}
         for obligation in now["obligations"]:

@@ -42,6 +42,12 @@ def test_the_ledger_as_of_a_moment(ledger, clock):
     later = state_as_of(ledger, parse_moment("31/12/2022"))
     assert later.position == 98
     assert statuses(later, "768/QĐ-UBND#1.3") == {"once": "done_on_time"}
+    # "As of 31/12/2021" is 24:00 of that day: a task due in Quý IV năm 2021 is not yet late.
+    q4 = next(t["label"] for t in before.tasks if t["deadline"] == "Quý IV năm 2021")
+    assert state_as_of(ledger, parse_moment("31/12/2021")).on == date(2021, 12, 31)
+    assert statuses(state_as_of(ledger, parse_moment("31/12/2021")), q4) == \
+        {"once": "in_progress"}
+    assert statuses(state_as_of(ledger, parse_moment("1/1/2022")), q4) == {"once": "overdue"}
     # A minute before the completion was recorded, the ledger held it open, not yet due.
     assert statuses(state_as_of(ledger, parse_moment("2022-06-20T07:59")),
                     "768/QĐ-UBND#1.3") == {"once": "in_progress"}
