@@ -325,11 +325,8 @@ def events(
 
 
 def main() -> None:
-    from cli import (  # noqa: F401  (verify, checkpoint, export, replay...)
-        demo,
-        history,
-        integrity,
-    )
+    import cli.integrity_commands  # noqa: F401  (verify, checkpoint, export, replay, diff)
+    from cli import demo  # noqa: F401  (registers the demo command)
 
     run_guarded(app)
 
