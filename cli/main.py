@@ -325,6 +325,7 @@ def events(
 
 
 def main() -> None:
+    import cli.integrity_commands  # noqa: F401  (verify, checkpoint, export, replay, diff)
     from cli import (
         demo,  # noqa: F401  (registers the demo command)
         serve,  # noqa: F401  (registers serve and token)

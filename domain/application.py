@@ -39,6 +39,7 @@ from domain.errors import (
     ValidationError,
 )
 from domain.ids import agency_id, directive_id, task_id
+from domain.integrity import install_integrity
 from domain.journal import JournalEntry, entry_from
 from domain.persistence.group_commit import GroupCommitter
 from domain.persistence.transcodings import register_ledger_transcodings
@@ -92,6 +93,8 @@ class Ledger(Application):
         # Aggregates are cached and fast-forwarded (one indexed query for newer events).
         cache = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
         super().__init__(env={**cache, **self.store.env, **(env or {})})
+        # The hash chain (DESIGN §6): its tables, and a hook in every insert transaction.
+        self.integrity = install_integrity(self)
         self._committer = (
             GroupCommitter(self.save, self.after_insert_hooks) if group_commit else None
         )

@@ -21,11 +21,14 @@ from eventsourcing.utils import retry
 
 class Tx:
     """A cursor inside the insert transaction, with one placeholder style (%s) for both
-    dialects and rows returned as tuples."""
+    dialects and rows returned as tuples. ``stored_events`` are the rows just inserted, in
+    the order of the positions given to the hooks (the hash chain hashes them as stored)."""
 
-    def __init__(self, cursor: Any, dialect: str) -> None:
+    def __init__(self, cursor: Any, dialect: str,
+                 stored_events: Sequence[StoredEvent] | None = None) -> None:
         self.cursor = cursor
         self.dialect = dialect
+        self.stored_events = stored_events
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         if self.dialect == "sqlite":
@@ -62,7 +65,7 @@ def _run_hooks(tx: Tx, ids: Sequence[int] | None, kwargs: dict[str, Any]) -> Non
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(self, c, stored_events, **kwargs: Any):
         ids = super()._insert_events(c, stored_events, **kwargs)
-        _run_hooks(Tx(c, "sqlite"), ids, kwargs)
+        _run_hooks(Tx(c, "sqlite", stored_events), ids, kwargs)
         return ids
 
 
@@ -85,5 +88,5 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 # directive) surfaces here as IntegrityError and the hooks never run.
                 pipeline.sync()
                 ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                _run_hooks(Tx(curs, "postgres"), ids, kwargs)
+                _run_hooks(Tx(curs, "postgres", stored_events), ids, kwargs)
         return ids
