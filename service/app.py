@@ -21,7 +21,16 @@ from service.deps import Services
 from service.idempotency import IdempotencyStore
 from service.observability import Metrics, RequestMiddleware, configure_logging
 from service.read_models import default_read_models
-from service.routers import agencies, directives, journal, ops, queries, tasks, tokens
+from service.routers import (
+    agencies,
+    directives,
+    integrity,
+    journal,
+    ops,
+    queries,
+    tasks,
+    tokens,
+)
 from service.settings import Settings
 from service.storage import ServiceTables
 from service.tokens import TokenStore
@@ -38,7 +47,8 @@ the obligations they create, for agency systems.
 * Writes answer with the `position` of their last event; pass it as `min_position` to queries.
 * Errors are RFC 9457 `application/problem+json` with a stable `type` and `code`.
 
-Integrity verification (`/v1/integrity...`) comes with the evidence work and is not here yet.
+* `/v1/integrity` gives the hash chain's head and latest signed checkpoint;
+  `/v1/integrity/proof/{position}` the proof of one event (see docs/integrity.md).
 """
 
 
@@ -77,7 +87,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         lifespan=lifespan,
     )
     problems.install(app, settings.retry_after_seconds)
-    for module in (agencies, directives, tasks, queries, journal, tokens, ops):
+    for module in (agencies, directives, tasks, queries, journal, integrity, tokens, ops):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
