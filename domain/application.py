@@ -42,6 +42,7 @@ from domain.ids import agency_id, directive_id, task_id
 from domain.integrity import install_integrity
 from domain.journal import JournalEntry, entry_from
 from domain.persistence.group_commit import GroupCommitter
+from domain.persistence.schema_lock import schema_lock
 from domain.persistence.transcodings import register_ledger_transcodings
 from domain.persistence.url import StoreConfig, parse_store_url
 from domain.reference import AgencyRecord
@@ -92,9 +93,10 @@ class Ledger(Application):
         self._agency_cache: dict[str, tuple[float, Agency]] = {}
         # Aggregates are cached and fast-forwarded (one indexed query for newer events).
         cache = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
-        super().__init__(env={**cache, **self.store.env, **(env or {})})
-        # The hash chain (DESIGN §6): its tables, and a hook in every insert transaction.
-        self.integrity = install_integrity(self)
+        with schema_lock(self.store):  # two processes starting at once must not race on DDL
+            super().__init__(env={**cache, **self.store.env, **(env or {})})
+            # The hash chain (DESIGN §6): its tables, and a hook in every insert transaction.
+            self.integrity = install_integrity(self)
         self._committer = (
             GroupCommitter(self.save, self.after_insert_hooks) if group_commit else None
         )

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from domain.application import Ledger
 from domain.persistence.recorders import Tx
+from domain.persistence.schema_lock import schema_lock
 
 
 class ServiceTables:
@@ -46,7 +47,7 @@ class ServiceTables:
             return tx.fetchone()
 
     def create(self) -> None:
-        with self.transaction(commit=True) as tx:
+        with schema_lock(self.ledger.store), self.transaction(commit=True) as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.tokens} ("
                 "token_id TEXT PRIMARY KEY, "
