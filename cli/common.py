@@ -31,7 +31,9 @@ EXIT_REFUSED, EXIT_USAGE, EXIT_STORE = 1, 2, 3
 def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     """Print one line to stderr and exit non-zero."""
     first_line = " ".join(str(message).split())
-    err_console.print(f"[bold red]error:[/] {first_line}", markup=True, highlight=False)
+    # Plain write, not rich: rich would wrap a long message at the terminal's width.
+    sys.stderr.write(f"error: {first_line}\n")
+    sys.stderr.flush()
     raise SystemExit(code)
 
 
