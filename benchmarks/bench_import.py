@@ -33,17 +33,18 @@ def plain_env(url: str) -> dict[str, str]:
     return env
 
 
-def _ours(total: int, seed: int) -> tuple[int, float]:
-    with fresh_schema("imp") as url:
-        ledger = Ledger(url)
-        watch, count = Stopwatch(), 0
-        try:
-            for batch in SyntheticLedger(seed).batches(total, batch_events=5000):
-                with watch:
-                    ledger.save(*batch.aggregates, after_insert=ledger.after_insert_hooks)
-                count += batch.events
-        finally:
-            ledger.close()
+def fill(url: str, total: int, seed: int) -> tuple[int, float]:
+    """Bulk-import a synthetic ledger of ``total`` events into ``url``; (events, seconds
+    spent saving). The store is kept: later benchmarks read it."""
+    ledger = Ledger(url)
+    watch, count = Stopwatch(), 0
+    try:
+        for batch in SyntheticLedger(seed).batches(total, batch_events=5000):
+            with watch:
+                ledger.save(*batch.aggregates, after_insert=ledger.after_insert_hooks)
+            count += batch.events
+    finally:
+        ledger.close()
     return count, watch.seconds
 
 
@@ -65,8 +66,8 @@ def _plain(total: int, seed: int, *, per_aggregate: bool) -> tuple[int, float]:
     return count, watch.seconds
 
 
-def run(total: int, baseline_total: int, seed: int = 7) -> list[Row]:
-    n_ours, s_ours = _ours(total, seed)
+def run(url: str, total: int, baseline_total: int, seed: int = 7) -> list[Row]:
+    n_ours, s_ours = fill(url, total, seed)
     n_one, s_one = _plain(baseline_total, seed, per_aggregate=True)
     n_batch, s_batch = _plain(baseline_total, seed, per_aggregate=False)
     ours, one, batched = n_ours / s_ours, n_one / s_one, n_batch / s_batch

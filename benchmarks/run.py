@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_http, bench_import
-from benchmarks.common import Row
+from benchmarks import bench_http, bench_import, bench_store
+from benchmarks.common import Row, fresh_schema
 
 SIZES = {
     "quick": {"import": 30_000, "import_baseline": 10_000, "http_events": 20_000,
@@ -46,19 +46,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sizes = SIZES["quick" if args.quick else "full"]
-    plan = {
-        "import": lambda: bench_import.run(sizes["import"], sizes["import_baseline"], args.seed),
-        "http-writes": lambda: bench_http.run_writes(sizes["http_events"],
-                                                     sizes["http_seconds"], seed=args.seed),
-    }
     console = Console()
     rows: list[Row] = []
     started = time.perf_counter()
-    for name, bench in plan.items():
-        if args.only and name not in args.only:
-            continue
-        console.print(f"[dim]running {name}...[/]")
-        rows.extend(bench())
+
+    def wanted(name: str) -> bool:
+        return not args.only or name in args.only
+
+    # One big store, filled by the bulk-import benchmark, is read by the store benchmarks.
+    on_store = [name for name in ("import", "verify") if wanted(name)]
+    if on_store:
+        with fresh_schema("main") as url:
+            console.print(f"[dim]import: {sizes['import']:,} events...[/]")
+            rows.extend(bench_import.run(url, sizes["import"], sizes["import_baseline"],
+                                         args.seed))
+            if wanted("verify"):
+                console.print("[dim]verify...[/]")
+                rows.extend(bench_store.verification(url))
+    if wanted("http-writes"):
+        console.print("[dim]http writes...[/]")
+        rows.extend(bench_http.run_writes(sizes["http_events"], sizes["http_seconds"],
+                                          seed=args.seed))
     table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
                         f"({'quick' if args.quick else 'full'}) — {machine()}")
     for column in ("benchmark", "ours", "baseline (same run)", "ratio", "target", "met"):
