@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from domain.application import Ledger
 from service import problems
+from service.body_guard import BodyGuard
 from service.deps import Services
 from service.idempotency import IdempotencyStore
 from service.observability import Metrics, RequestMiddleware, configure_logging
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     problems.install(app, settings.retry_after_seconds)
     for module in (agencies, directives, tasks, queries, journal, tokens, ops):
         app.include_router(module.router)
+    app.add_middleware(BodyGuard)  # inside RequestMiddleware: sees the size-capped body
     app.add_middleware(RequestMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
     return app
