@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
-# The calendar the ledger accepts for dates people state (issue, due, report, office...).
-# Anything outside is a typing error ("0001-01-01", "9999-12-31"), not a fact; refusing it
-# also keeps every date arithmetic (end of day, periods, days overdue) far from overflow.
-EARLIEST_DAY = date(1900, 1, 1)
-LATEST_DAY = date(2199, 12, 31)
+# The calendar the ledger accepts for dates people state (issue, due, report, office...),
+# the same years as deadline phrases and document numbers (1945-2100). Anything outside is
+# a typing error ("0001-01-01", "9999-12-31"), not a fact; refusing it also keeps every
+# date arithmetic (end of day, periods, days overdue) far from overflow.
+EARLIEST_DAY = date(1945, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
 
 Clock = Callable[[], datetime]
 

@@ -285,6 +285,8 @@ class LoadLog:
     statuses: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     problems: list[str] = field(default_factory=list)
+    # (sent, answered, status or error name) of every HTTP attempt, monotonic seconds
+    timeline: list[tuple[float, float, int | str]] = field(default_factory=list)
 
     def acknowledged(self) -> list[Outcome]:
         return [o for o in self.outcomes.values() if o.status is not None and o.status < 300]
@@ -322,14 +324,17 @@ def send(client: httpx.Client, load: LoadLog, write: Write, *,
     headers = {"Authorization": f"Bearer {write.token}", "Idempotency-Key": write.key}
     for _ in range(retry_conflicts):
         outcome.attempts += 1
+        began = time.monotonic()
         try:
             response = client.post(write.path, json=write.body, headers=headers)
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             with load.lock:
                 load.statuses["connection-error"] += 1
+                load.timeline.append((began, time.monotonic(), type(exc).__name__))
             return outcome  # in doubt
         with load.lock:
             load.statuses[response.status_code] += 1
+            load.timeline.append((began, time.monotonic(), response.status_code))
         if response.status_code == 409 and response.json().get("code") == "concurrent-write":
             continue
         if response.status_code >= 500 or response.status_code == 429:
@@ -387,10 +392,15 @@ class LoadRunner:
 
     def _loop(self) -> None:
         with httpx.Client(base_url=self.base, timeout=self.timeout) as client:
+            write = self._next()
             while not self.stop_event.is_set():
-                outcome = send(client, self.load, self._next())
+                outcome = send(client, self.load, write)
                 if outcome.status is None:
-                    time.sleep(0.05)  # the server or the store is away; do not spin
+                    # In doubt (503, connection lost): retry the same write with its key,
+                    # as a client honouring Retry-After would, without spinning.
+                    time.sleep(0.1)
+                    continue
+                write = self._next()
 
     def start(self) -> None:
         self.stop_event.clear()

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from domain.application import Ledger
+from domain.persistence.breaker import install_breaker
 from service import problems
 from service.body_guard import BodyGuard
 from service.deps import Services
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(app: FastAPI):
         own = ledger is None
         the_ledger = Ledger(settings.database_url) if own else ledger
+        # Fail fast (503) while PostgreSQL is unreachable; recover by itself.
+        install_breaker(the_ledger.recorder.datastore)
         try:
             tables = ServiceTables(the_ledger)
             tables.create()

@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
 
 
 class Tx:
@@ -71,6 +77,19 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     (a hook included) rolls the whole transaction back. The library's version catches
     exceptions inside the transaction block to keep psycopg's pipeline quiet, which would
     commit the events if a hook failed after the insert."""
+
+    def create_table(self) -> None:
+        """The library assumes the schema exists; a fresh database (a new province, the
+        compose deployment) has only ``public``. Two processes starting together may race
+        to create it: the loser's unique violation is harmless."""
+        schema = self.datastore.schema
+        if schema != "public":
+            try:
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+            except IntegrityError:
+                pass
+        super().create_table()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

@@ -145,13 +145,14 @@ DATE_CASES = [
     ("year 10000", "10000-01-01"), ("31 February", "2021-02-31"),
     ("29 February of a common year", "2021-02-29"), ("month 13", "2021-13-01"),
     ("dd/mm/yyyy", "31/12/2021"), ("a moment", "2021-12-31T00:00:00"), ("a number", 20211231),
-    ("negative year", "-2021-12-31"), ("empty", ""), ("before 1900", "1899-12-31"),
+    ("negative year", "-2021-12-31"), ("empty", ""), ("before 1945", "1944-12-31"),
+    ("after 2100", "2101-01-01"),
 ]
 
 
-# as_of is a moment: "31/12/2021", "20211231" and the end of 31/12/1899 (= 1/1/1900 00:00)
+# as_of is a moment: "31/12/2021", "20211231" and the end of 31/12/1944 (= 1/1/1945 00:00)
 # are moments it accepts.
-AS_OF_ACCEPTS = {"dd/mm/yyyy", "a moment", "a number", "before 1900"}
+AS_OF_ACCEPTS = {"dd/mm/yyyy", "a moment", "a number", "before 1945"}
 
 
 def test_dates_out_of_range_or_malformed_are_422(api):
