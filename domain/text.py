@@ -34,6 +34,12 @@ def require_nfc(value: str, field: str) -> str:
     return value
 
 
+def control_character(value: str) -> str | None:
+    """The first forbidden character in ``value`` as 'U+XXXX', or None."""
+    bad = _CONTROL.search(value)
+    return f"U+{ord(bad.group()):04X}" if bad else None
+
+
 def clean_text(
     value: object, field: str, *, required: bool = True, max_length: int = 20_000
 ) -> str:
