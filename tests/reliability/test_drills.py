@@ -32,7 +32,9 @@ def test_db_outage_drill_fails_cleanly_and_recovers_without_restart():
     require_postgres()
     from drills.db_outage import run_drill
 
-    result = run_drill(before=2, down=3, after=3, writers=4, workers=2)
+    # Down long enough to outlast the pool timeout (5 s) that requests in flight when the
+    # database dies may still wait: after it, every answer must be a fast 503.
+    result = run_drill(before=2, down=8, after=3, writers=4, workers=2)
     figures = result["figures"]
     assert result["failures"] == []
     answers = figures["answers while down, by status"]
