@@ -35,6 +35,10 @@ class ServiceTables:
 
     def create(self) -> None:
         with self.transaction(commit=True) as tx:
+            if self.dialect == "postgres":  # processes starting together: one at a time
+                from domain.persistence.recorders import DDL_LOCK
+
+                tx.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.tokens} ("
                 "token_id TEXT PRIMARY KEY, "

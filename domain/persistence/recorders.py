@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import (
-    IntegrityError,
     InterfaceError,
     OperationalError,
     StoredEvent,
@@ -56,6 +55,10 @@ class Tx:
         ]
 
 
+# Advisory lock key under which ledger processes create tables (any 64-bit constant shared
+# by every process of the deployment).
+DDL_LOCK = 0x6C65646765720001
+
 AfterInsert = Callable[[Tx, Sequence[int]], None]
 
 
@@ -79,17 +82,24 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     commit the events if a hook failed after the insert."""
 
     def create_table(self) -> None:
-        """The library assumes the schema exists; a fresh database (a new province, the
-        compose deployment) has only ``public``. Two processes starting together may race
-        to create it: the loser's unique violation is harmless."""
-        schema = self.datastore.schema
-        if schema != "public":
+        """Create the schema if missing (the library assumes it exists; a fresh database, as
+        in the compose deployment, has only ``public``), then the library's tables.
+
+        Several processes start together (``ledger serve --workers 4``) and each runs this:
+        PostgreSQL's ``IF NOT EXISTS`` does not make concurrent DDL safe ("tuple
+        concurrently updated", duplicate catalog rows), which made a worker fail to start.
+        A session advisory lock, held on its own connection, runs them one at a time."""
+        with self.datastore.get_connection() as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK,))
             try:
-                with self.datastore.transaction(commit=True) as curs:
-                    curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-            except IntegrityError:
-                pass
-        super().create_table()
+                schema = self.datastore.schema
+                if schema != "public":
+                    with self.datastore.transaction(commit=True) as curs:
+                        curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            Identifier(schema)))
+                super().create_table()
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK,))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
