@@ -22,7 +22,7 @@ from domain.errors import DomainError
 from domain.persistence.url import StoreURLError
 
 console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Exit codes: 1 the ledger refused (nothing stored), 2 usage, 3 the store is unreachable.
 EXIT_REFUSED, EXIT_USAGE, EXIT_STORE = 1, 2, 3

@@ -60,10 +60,27 @@ def _read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # "Unicode text" as Excel/Word save it
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            fail(f"{path}: broken UTF-16 text (byte {exc.start}); save it as UTF-8", EXIT_USAGE)
+    if b"\x00" in raw:
+        where = _line_column(raw, raw.index(b"\x00"))
+        fail(f"{path}: a binary file, not a text table (NUL byte at {where}); export the "
+             "table as UTF-8 text", EXIT_USAGE)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        fail(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8", EXIT_USAGE)
+        fail(f"{path}: not UTF-8 text at {_line_column(raw, exc.start)} (byte {exc.start}); "
+             "save it as UTF-8", EXIT_USAGE)
+
+
+def _line_column(raw: bytes, offset: int) -> str:
+    line = raw.count(b"\n", 0, offset) + 1
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace")) + 1  # in characters
+    return f"line {line}, column {column}"
 
 
 # -- import --------------------------------------------------------------------------------------

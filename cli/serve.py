@@ -18,9 +18,10 @@ app.add_typer(token_app, name="token")
 
 @app.command("serve")
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, min=1, max=65535),
-    workers: int = typer.Option(1, min=1, max=64,
+    host: str = typer.Option("127.0.0.1", envvar="LEDGER_API_HOST",
+                             help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, envvar="LEDGER_API_PORT"),
+    workers: int = typer.Option(1, min=1, max=64, envvar="LEDGER_API_WORKERS",
                                 help="Worker processes (each opens its own connection pool)."),
     db: str | None = DB_OPTION,
     log_level: str = typer.Option("info", help="debug, info, warning, error."),

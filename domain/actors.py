@@ -44,6 +44,16 @@ class SourceDocument:
     number: str
     issued_on: date | None = None
 
+    def __post_init__(self) -> None:
+        from domain.clock import plausible_day_problem
+        from domain.text import clean_text
+
+        object.__setattr__(self, "number", clean_text(self.number, "source_document.number",
+                                                      max_length=300))
+        if self.issued_on is not None and (problem := plausible_day_problem(self.issued_on)):
+            raise ValidationError(f"source_document.issued_on: {problem}",
+                                  field="source_document.issued_on")
+
     def as_json(self) -> dict[str, Any]:
         return {
             "number": self.number,

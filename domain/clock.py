@@ -14,7 +14,22 @@ from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
+# The calendar the ledger accepts for dates people state (issue, due, report, office...),
+# the same years as deadline phrases and document numbers (1945-2100). Anything outside is
+# a typing error ("0001-01-01", "9999-12-31"), not a fact; refusing it also keeps every
+# date arithmetic (end of day, periods, days overdue) far from overflow.
+EARLIEST_DAY = date(1945, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+
 Clock = Callable[[], datetime]
+
+
+def plausible_day_problem(day: date) -> str | None:
+    """Why ``day`` cannot be a date someone meant, or None."""
+    if EARLIEST_DAY <= day <= LATEST_DAY:
+        return None
+    return (f"{day.isoformat()} is outside the dates the ledger accepts "
+            f"({EARLIEST_DAY:%d/%m/%Y} to {LATEST_DAY:%d/%m/%Y})")
 
 
 def utc_now() -> datetime:

@@ -26,10 +26,15 @@ from domain.errors import DomainError, UnknownAgency, ValidationError
 from domain.reference import PROVINCES, NameResolver, ReferenceList, load_reference
 from domain.rulebook import RULEBOOK, Rulebook
 from domain.specs import DirectiveSpec, TaskSpec
-from domain.text import fold
+from domain.text import control_character, fold
 
 COLUMNS = ("TT", "Nhiệm vụ", "Sản phẩm", "Cơ quan chủ trì", "Cơ quan phối hợp",
            "Thời gian hoàn thành")
+# What each header cell must say (folded; any one of the words): a table whose columns are
+# in another order ("Cơ quan phối hợp" before "Cơ quan chủ trì") would otherwise be read
+# with the lead and coordinating agencies swapped.
+HEADER_WORDS = (("tt", "stt"), ("nhiệm vụ", "nội dung"), ("sản phẩm", "kết quả"),
+                ("chủ trì",), ("phối hợp",), ("thời gian", "thời hạn"))
 _PROVINCE_NAMES = {"quảng ngãi": "quang-ngai", "lạng sơn": "lang-son"}
 
 
@@ -145,13 +150,22 @@ def parse_plan_annex(
             f"{len(COLUMNS)} ({' | '.join(COLUMNS)})"
         )
         raise PlanAnnexError(source, problems)
+    for column, (cell, expected, words) in enumerate(zip(header, COLUMNS, HEADER_WORDS,
+                                                         strict=True), 1):
+        folded = fold(cell)
+        if not (folded in words if column == 1 else any(w in folded for w in words)):
+            problems.append(f"row {header_index + 1}, column {column}: the header says "
+                            f"{cell!r} where {expected!r} is expected")
+    if problems:
+        raise PlanAnnexError(source, problems)
 
     tasks: list[TaskSpec] = []
-    section, previous_tt = 0, None
+    section, previous_tt, table_end = 0, None, None
     for row_no in range(header_index + 2, len(lines) + 1):
         line = lines[row_no - 1]
         if "|" not in line:
-            if tasks or previous_tt is not None:
+            if tasks or previous_tt is not None or problems:
+                table_end = row_no
                 break  # the table ends at the first line that is not a row
             continue
         cells = _cells(line)
@@ -159,8 +173,16 @@ def parse_plan_annex(
         if len(cells) != len(COLUMNS):
             problems.append(
                 f"{where}: {len(cells)} columns instead of {len(COLUMNS)} (merged or missing "
-                "cells?)"
+                "cells, or a truncated file?)"
             )
+            if cells and re.fullmatch(r"\d{1,3}", cells[0]):
+                previous_tt = int(cells[0])  # so the next row is not reported as well
+            continue
+        odd = [(name, bad) for name, cell in zip(COLUMNS, cells, strict=True)
+               if (bad := control_character(cell))]
+        if odd:
+            problems.extend(f"{where}, column '{name}': a control or invisible formatting "
+                            f"character ({bad}); is this a text file?" for name, bad in odd)
             continue
         tt_text, content, deliverable, lead_text, coord_text, deadline = cells
         if not re.fullmatch(r"\d{1,3}", tt_text):
@@ -169,6 +191,10 @@ def parse_plan_annex(
         tt = int(tt_text)
         if previous_tt is None or tt <= previous_tt:
             section += 1
+            if tt != 1:
+                after = f"after {previous_tt} " if previous_tt is not None else ""
+                problems.append(f"{where}, column 'TT': {tt} {after}starts a new section, "
+                                "which must start at 1 (rows out of order or repeated?)")
         elif tt != previous_tt + 1:
             problems.append(f"{where}, column 'TT': {tt} follows {previous_tt} (a row is missing)")
         previous_tt = tt
@@ -209,6 +235,14 @@ def parse_plan_annex(
             lead_text=lead_text,
             coordinating_text=coord_text or None,
         ))
+    if table_end is not None:
+        for row_no in range(table_end + 1, len(lines) + 1):
+            cells = _cells(lines[row_no - 1]) if "|" in lines[row_no - 1] else []
+            if len(cells) >= 2 and re.fullmatch(r"\d{1,3}", cells[0]):
+                problems.append(
+                    f"row {row_no}: a table row after the table ended at row {table_end} "
+                    "(a line break inside a cell?)")
+                break
     if not tasks and not problems:
         problems.append("the annex table has no rows")
     if problems:

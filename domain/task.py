@@ -316,6 +316,12 @@ class Task(LedgerAggregate):
                 f"report date {reported_on:%d/%m/%Y} is after the day it is recorded",
                 field="reported_on",
             )
+        if reported_on < self.assigned_on:
+            raise ValidationError(
+                f"report date {reported_on:%d/%m/%Y} is before the task was assigned "
+                f"({self.assigned_on:%d/%m/%Y})",
+                field="reported_on",
+            )
         key = occurrence or ONCE
         if self.deadline.kind is DeadlineKind.RECURRING or (occurrence not in (None, ONCE)):
             key = self._valid_occurrence(occurrence).key

@@ -14,7 +14,13 @@ import unicodedata
 
 from domain.errors import TextNotNormalised, ValidationError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls (tab, LF and CR allowed), bidirectional embedding/override/isolate
+# controls (they make stored text display differently from what it says: "Trojan source"),
+# unpaired surrogates (not characters at all) and Unicode noncharacters.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
 _SPACES = re.compile(r"\s+")
 
 
@@ -26,6 +32,12 @@ def require_nfc(value: str, field: str) -> str:
             field=field,
         )
     return value
+
+
+def control_character(value: str) -> str | None:
+    """The first forbidden character in ``value`` as 'U+XXXX', or None."""
+    bad = _CONTROL.search(value)
+    return f"U+{ord(bad.group()):04X}" if bad else None
 
 
 def clean_text(
@@ -40,9 +52,14 @@ def clean_text(
         value = ""
     if not isinstance(value, str):
         raise ValidationError(f"{field}: expected text, got {type(value).__name__}", field=field)
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ValidationError(
+            f"{field}: contains a control or invisible formatting character "
+            f"(U+{ord(bad.group()):04X})",
+            field=field,
+        )
     require_nfc(value, field)
-    if _CONTROL.search(value):
-        raise ValidationError(f"{field}: contains control characters", field=field)
     value = value.strip()
     if required and not value:
         raise ValidationError(f"{field}: must not be empty", field=field)

@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from domain.application import Ledger
+from domain.persistence.breaker import install_breaker
 from service import problems
+from service.body_guard import BodyGuard
 from service.deps import Services
 from service.idempotency import IdempotencyStore
 from service.observability import Metrics, RequestMiddleware, configure_logging
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             settings.database_url, group_commit=settings.group_commit,
             agency_cache_seconds=settings.cache_seconds,
         ) if own else ledger
+        # Fail fast (503) while PostgreSQL is unreachable; recover by itself.
+        install_breaker(the_ledger.recorder.datastore)
         try:
             tables = ServiceTables(the_ledger)
             tables.create()
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     problems.install(app, settings.retry_after_seconds)
     for module in (agencies, directives, tasks, queries, journal, integrity, tokens, ops):
         app.include_router(module.router)
+    app.add_middleware(BodyGuard)  # inside RequestMiddleware: sees the size-capped body
     app.add_middleware(RequestMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
     return app

@@ -78,7 +78,10 @@ class RequestMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        # A caller's id is echoed and logged, so one that looks like a bearer token (a
+        # client that mixed up its headers) is replaced rather than written to the logs.
+        sane = _REQUEST_ID.match(given) and not given.startswith("cdl_")
+        request_id = given if sane else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()

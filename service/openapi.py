@@ -42,6 +42,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: _problem("The command contradicts the ledger, or a concurrent write came first."),
     412: _problem("If-Match names a version that is no longer current."),
     413: _problem("The body is larger than the service accepts."),
+    415: _problem("The body is not JSON (send Content-Type: application/json)."),
     422: _problem("The body or a header is invalid, or the Idempotency-Key was used for "
                   "another request."),
     503: _problem("The store is unavailable; see Retry-After."),

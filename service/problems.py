@@ -157,7 +157,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Proble
                        "the request body is not valid JSON (UTF-8)", field="body")
     listed = []
     for error in errors[:20]:
-        message = error.get("msg", "invalid")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         listed.append({"field": field_of(error.get("loc", ())), "message": safe_text(message),
                        "type": error.get("type")})
     first = listed[0] if listed else {"field": "body", "message": "invalid"}

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from domain.agency import AgencyLevel
+from domain.clock import plausible_day_problem
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -39,10 +40,17 @@ def _nfc(value: str) -> str:
 
 def _iso_date(value: Any) -> Any:
     if isinstance(value, date):
-        return value
+        return plausible_day(value)
     if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError("expected an ISO 8601 date (YYYY-MM-DD)")
-    return date.fromisoformat(value)
+    return plausible_day(date.fromisoformat(value))
+
+
+def plausible_day(value: date | None) -> date | None:
+    """The ledger's calendar (domain.clock): 0001-01-01 or 9999-12-31 are typing errors."""
+    if value is not None and (problem := plausible_day_problem(value)):
+        raise ValueError(problem)
+    return value
 
 
 def text(max_length: int, min_length: int = 1):
@@ -64,6 +72,9 @@ Occurrence = Annotated[
     str, StringConstraints(strict=True, pattern=r"^(once|\d{4}(-(Q[1-4]|\d{2}))?)$")
 ]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+# A day given as a query parameter (``on``, ``effective_on``).
+QueryDay = Annotated[date | None, BeforeValidator(
+    lambda value: None if value is None else _iso_date(value))]
 
 
 class Body(BaseModel):

@@ -13,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
 
 
 class Tx:
@@ -74,6 +79,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     (a hook included) rolls the whole transaction back. The library's version catches
     exceptions inside the transaction block to keep psycopg's pipeline quiet, which would
     commit the events if a hook failed after the insert."""
+
+    def create_table(self) -> None:
+        """Create the schema if missing (the library assumes it exists; a fresh database, as
+        in the compose deployment, has only ``public``), then the library's tables. Processes
+        starting together are serialised by the Ledger (persistence.schema_lock)."""
+        schema = self.datastore.schema
+        if schema != "public":
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        super().create_table()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

@@ -5,7 +5,7 @@
     postgresql://user:pass@host:5432/db?schema=quang_ngai&pool_size=10
 
 Query parameters of a PostgreSQL URL: ``schema`` (one province per schema, DESIGN §8),
-``pool_size``, ``max_overflow``, ``connect_timeout``, ``lock_timeout``.
+``pool_size``, ``max_overflow``, ``connect_timeout``, ``lock_timeout``, ``pre_ping``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ _PG_PARAMS = {
     "max_overflow": "POSTGRES_MAX_OVERFLOW",
     "connect_timeout": "POSTGRES_CONNECT_TIMEOUT",
     "lock_timeout": "POSTGRES_LOCK_TIMEOUT",
+    "pre_ping": "POSTGRES_PRE_PING",
     "schema": "POSTGRES_SCHEMA",
 }
 
@@ -95,6 +96,9 @@ def parse_store_url(url: str | None = None) -> StoreConfig:
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # Check a pooled connection before use: after a database restart the pool
+            # holds broken connections, which would otherwise fail one request each.
+            "POSTGRES_PRE_PING": "y",
             "POSTGRES_SCHEMA": "public",
             # Deliberately off: with it, events of one application were written to another's
             # table and projection positions were dropped (DESIGN §7).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from service.schemas import (
     CommandResult,
     DirectiveOut,
     IssueDirectiveIn,
+    QueryDay,
     RevokeDirectiveIn,
     TaskIn,
     TaskOut,
@@ -60,7 +60,7 @@ def get_directive(directive_id: UUID, response: Response, svc: ServicesDep, _: R
 
 @router.get("/{directive_id}/tasks", response_model=list[TaskOut], responses=READ_ERRORS)
 def directive_tasks(directive_id: UUID, svc: ServicesDep, _: Reader,
-                    on: Annotated[date | None, Query(description="Judge statuses on this day "
+                    on: Annotated[QueryDay, Query(description="Judge statuses on this day "
                                                      "(default: today in Vietnam).")] = None):
     """Every task of a directive with the status of each obligation on a day."""
     directive = svc.ledger.directive(directive_id)

@@ -24,6 +24,9 @@ def readyz(svc: ServicesDep):
     store cannot be reached."""
     body: dict = {"status": "ready", "store": {"dialect": svc.ledger.store.dialect}}
     try:
+        breaker = getattr(svc.ledger.recorder.datastore, "breaker", None)
+        if breaker is not None:
+            breaker.check()  # while the database is away: 503 at once, not after retries
         head = svc.ledger.recorder.max_notification_id() or 0
     except Exception as exc:  # any store failure means "not ready", never a 500
         body.update(status="unavailable", store={"dialect": svc.ledger.store.dialect,

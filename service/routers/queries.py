@@ -13,17 +13,18 @@ statuses are judged on ("what was overdue on 31/5 as we know it today").
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from domain.clock import parse_moment
+from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
 from service.openapi import READ_ERRORS
 from service.problems import ProblemError
 from service.read_models import ReadModelsPort, jsonable
-from service.schemas import QueryResult
+from service.schemas import QueryDay, QueryResult
 
 router = APIRouter(prefix="/v1", tags=["queries"])
 
@@ -32,6 +33,7 @@ AsOf = Annotated[str | None, Query(max_length=40, examples=["2024-05-31"], descr
     "of that day in Vietnam)."))]
 MinPosition = Annotated[int | None, Query(ge=0, le=2**62, description=(
     "Wait until the read models have folded this position (from a write's response)."))]
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _PERIOD = re.compile(r"^\d{4}(-(Q[1-4]|H[12]|\d{2}))?$")
 
 
@@ -39,9 +41,13 @@ def _as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_moment(value)
+        moment = parse_moment(value)
     except (ValueError, OverflowError) as exc:
         raise ProblemError(422, "validation-error", f"as_of: {exc}", field="as_of") from None
+    problem = plausible_day_problem(local_date(moment))
+    if problem:
+        raise ProblemError(422, "validation-error", f"as_of: {problem}", field="as_of")
+    return moment
 
 
 def _read_models(svc: Services, min_position: int | None) -> ReadModelsPort:
@@ -59,6 +65,21 @@ def _read_models(svc: Services, min_position: int | None) -> ReadModelsPort:
     return models
 
 
+def _check_entity_id(entity_type: str, entity_id: str) -> None:
+    """Directives and tasks are named by UUID, agencies by code: anything else is 422 here
+    rather than an empty (or failing) answer from the read models."""
+    if entity_type == "agency":
+        if not _CODE.match(entity_id):
+            raise ProblemError(422, "validation-error", "entity_id: not an agency code",
+                               field="entity_id")
+        return
+    try:
+        UUID(entity_id)
+    except ValueError:
+        raise ProblemError(422, "validation-error", f"entity_id: a {entity_type} id is a UUID",
+                           field="entity_id") from None
+
+
 def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
     return {"query": jsonable({k: v for k, v in query.items() if v is not None}),
             "data": jsonable(data)}
@@ -71,7 +92,7 @@ def obligations(
     code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
                               examples=["QNG-STC"])],
     as_of: AsOf = None,
-    effective_on: Annotated[date | None, Query(description=(
+    effective_on: Annotated[QueryDay, Query(description=(
         "Effective-time axis: judge statuses on this day (default: today)."))] = None,
     min_position: MinPosition = None,
 ):
@@ -116,6 +137,7 @@ def history(
 ):
     """Every event of one directive, task or agency in order: who, when, from which
     document, state before and after."""
+    _check_entity_id(entity_type, entity_id)
     models = _read_models(svc, min_position)
     moment = _as_of(as_of)
     data = models.history(entity_type, entity_id, as_of=moment)

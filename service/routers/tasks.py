@@ -8,7 +8,6 @@ office decides; inspectors never write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -38,6 +37,7 @@ from service.schemas import (
     ExtensionRejectIn,
     ExtensionRequestIn,
     ProgressIn,
+    QueryDay,
     ReassignIn,
     ReopenIn,
     TaskOut,
@@ -58,7 +58,7 @@ def _run(request: Request, svc: Services, token: TokenInfo, key: str | None, bod
 
 @router.get("/{task_id}", response_model=TaskOut, responses=READ_ERRORS)
 def get_task(task_id: UUID, response: Response, svc: ServicesDep, _: Reader,
-             on: Annotated[date | None, Query(description="Judge statuses on this day "
+             on: Annotated[QueryDay, Query(description="Judge statuses on this day "
                                               "(default: today in Vietnam).")] = None):
     """A task: deadline as written and normalised, each obligation's status, progress.
     The ETag is the task's version: send it as If-Match on writes."""

@@ -45,7 +45,7 @@ def test_malformed_bodies_are_4xx_and_store_nothing(sqlite_api):
                    field="summary")
     assert_problem(api.post("lead", path, []), 422, "validation-error")
     assert_problem(api.client.post(path, content=b"summary=x", headers=api.auth(
-        "lead", **{"Content-Type": "text/plain"})), 422, "validation-error")
+        "lead", **{"Content-Type": "text/plain"})), 415, "unsupported-media-type")
     assert api.head() == head
 
 

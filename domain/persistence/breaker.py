@@ -1,0 +1,103 @@
+"""A circuit breaker in front of the PostgreSQL connection pool: fail fast while the
+database is unreachable, recover by itself when it is back.
+
+Without it, every store call made while PostgreSQL is down waits for the pool (its
+timeout, POSTGRES_CONNECT_TIMEOUT) and the library retries each call ten times, so one
+HTTP request could hang for close to a minute before its 503. With it, the first failure
+opens the breaker; while open, each connection request probes the server directly (a bare
+connect with a short timeout, at most once per ``probe_interval``; other callers fail at
+once) instead of waiting on the pool. A successful probe closes the breaker, and pooled
+connections broken by the outage are discarded by the pool's pre-ping check
+(``pre_ping``, on by default in domain/persistence/url.py).
+
+Any OperationalError or InterfaceError opens the breaker (a lock timeout too): the probe,
+not the error, decides whether the server is reachable, so a wrong guess costs one probe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+
+class StoreBreaker:
+    def __init__(self, datastore: Any, *, probe_interval: float = 0.5,
+                 probe_timeout: int = 2) -> None:
+        self.datastore = datastore
+        self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
+        self.open_since: float | None = None
+        self.last_probe = 0.0
+        self.trips = 0
+        self._lock = threading.Lock()
+        self._get_connection = datastore.get_connection
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_since is not None
+
+    def _probe(self) -> bool:
+        import psycopg
+
+        kwargs = {k: v for k, v in self.datastore.pool.kwargs.items() if k != "row_factory"}
+        try:
+            with psycopg.connect(**kwargs, connect_timeout=self.probe_timeout,
+                                 autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def check(self) -> None:
+        """Raise OperationalError at once if the breaker is open and the server still
+        does not answer."""
+        if self.open_since is None:
+            return
+        if not self._lock.acquire(blocking=False):
+            raise OperationalError("the database is unreachable (another request is probing)")
+        try:
+            if self.open_since is None:
+                return
+            now = time.monotonic()
+            if now - self.last_probe < self.probe_interval:
+                raise OperationalError("the database is unreachable (circuit open)")
+            self.last_probe = now
+            if not self._probe():
+                raise OperationalError("the database is unreachable (probe failed)")
+            self.open_since = None
+        finally:
+            self._lock.release()
+
+    def trip(self) -> None:
+        if self.open_since is None:
+            self.open_since = time.monotonic()
+            self.trips += 1
+            self.last_probe = 0.0
+
+    @contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        self.check()
+        try:
+            with self._get_connection() as conn:
+                yield conn
+        except (OperationalError, InterfaceError):
+            self.trip()
+            raise
+
+
+def install_breaker(datastore: Any, **options: Any) -> StoreBreaker | None:
+    """Put a breaker in front of a PostgreSQL datastore's pool (SQLite needs none)."""
+    if not hasattr(datastore, "pool") or not hasattr(datastore.pool, "kwargs"):
+        return None
+    existing = getattr(datastore, "breaker", None)
+    if isinstance(existing, StoreBreaker):
+        return existing
+    breaker = StoreBreaker(datastore, **options)
+    datastore.get_connection = breaker.get_connection
+    datastore.breaker = breaker
+    return breaker

@@ -1,0 +1,45 @@
+"""Short runs of the scripted drills (drills/): the full runs and their long modes are
+run by hand (docs/reliability.md); these keep them working and prove the property on a
+few rounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from drills.common import postgres_bin
+from tests.conftest import require_postgres
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_crash_drill_loses_no_acknowledged_write(pg_schema_url):
+    from drills.crash import CrashDrill
+
+    result = CrashDrill(pg_schema_url, rounds=3, writers=6, min_up=0.3, max_up=1.5,
+                        seed=3).run()
+    figures = result["figures"]
+    assert result["failures"] == []
+    assert figures["kills"] == {"serve": 3}
+    assert figures["writes acknowledged"] > 0
+    assert figures["writes still in doubt"] == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_db_outage_drill_fails_cleanly_and_recovers_without_restart():
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
+    require_postgres()
+    from drills.db_outage import run_drill
+
+    # Down long enough to outlast the pool timeout (5 s) that requests in flight when the
+    # database dies may still wait: after it, every answer must be a fast 503.
+    result = run_drill(before=2, down=8, after=3, writers=4, workers=2)
+    figures = result["figures"]
+    assert result["failures"] == []
+    answers = figures["answers while down, by status"]
+    assert set(answers) == {503} and answers[503] > 0
+    assert figures["/readyz while down"] == ["503"]
+    assert figures["/healthz while down"] == ["200"]
+    assert figures["writes still in doubt"] == 0
+    assert "never" not in figures["database start -> first acknowledged write (s)"]
