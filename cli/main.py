@@ -325,7 +325,10 @@ def events(
 
 
 def main() -> None:
-    from cli import demo  # noqa: F401  (registers the demo command)
+    from cli import (
+        demo,  # noqa: F401  (registers the demo command)
+        projections,  # noqa: F401  (registers the read-model commands)
+    )
 
     run_guarded(app)
 

@@ -268,6 +268,7 @@ class ReadModels:
                     row.update(role=role if how != "group" else f"group_{role}",
                                via=None if how == "self" else code)
                     rows.append(row)
+            rows = _best_role_per_obligation(rows)
             rows.sort(key=_obligation_order)
             head = head_on(facts[agency].tenures, day)
             return {
@@ -601,6 +602,21 @@ def _task_obligations(task: Mapping[str, Any], known: Mapping[str, tuple[Occurre
             "cancelled_on": task["cancelled_on"],
         })
     return rows
+
+
+_ROLE_RANK = {"lead": 0, "coordinating": 1, "group_lead": 2, "group_coordinating": 3}
+
+
+def _best_role_per_obligation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per obligation: an agency that leads a task and also belongs to a group that
+    coordinates it sees it once, as lead."""
+    best: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["task_id"], row["occurrence"])
+        rank = (_ROLE_RANK[row["role"]], row["via"] is not None, row["via"] or "")
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, row)
+    return [row for _, row in best.values()]
 
 
 def _ordinal_key(ordinal: str) -> tuple:
