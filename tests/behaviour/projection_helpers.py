@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from domain.actors import Actor, CommandContext, Role
 from domain.agency import AgencyLevel
 from domain.reference import AgencyRecord
 from domain.specs import DirectiveSpec, TaskSpec
@@ -106,3 +107,6 @@ SMALL = DirectiveSpec(
 
 def issue_small(ledger):
     return ledger.issue_directive(OPERATOR, SMALL, register_agencies=AGENCIES)
+
+
+T_OFFICE = CommandContext(Actor("token:t-vp", Role.OFFICE, "T-VP"))
