@@ -11,7 +11,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import typer
@@ -36,7 +37,15 @@ from cli.common import (
     print_json,
 )
 from cli.main import DB_OPTION, JSON_OPTION, app
-from domain.clock import format_date_vn, format_datetime_vn, parse_date, parse_moment
+from domain.accountability import Period
+from domain.clock import (
+    LOCAL_TZ,
+    format_date_vn,
+    format_datetime_vn,
+    parse_date,
+    parse_moment,
+)
+from domain.errors import DomainError
 from domain.rules import TaskStatus
 from projections.queries import ReadModels
 from projections.rebuild import RebuildInProgress, rebuild
@@ -131,8 +140,10 @@ def _models(ledger: Any, catch: bool) -> ReadModels:
 def _basis(result: dict[str, Any]) -> str:
     meta = result["as_of"]
     if meta["as_of"]:
-        return (f"theo những gì sổ đã ghi nhận đến {vn(meta['as_of'])} "
-                f"(bản {meta['generation']})")
+        moment = datetime.fromisoformat(meta["as_of"]).astimezone(LOCAL_TZ)
+        when = (f"hết ngày {format_date_vn((moment - timedelta(days=1)).date())}"
+                if moment.time() == dt_time(0) else format_datetime_vn(moment))
+        return f"theo những gì sổ đã ghi nhận đến {when}"
     return f"theo dữ liệu đến sự kiện #{meta['projection_position']}"
 
 
@@ -348,6 +359,10 @@ def accountability(
     fell due, done on time or late, overdue, extensions, rejected completions — each shortfall
     with the events that prove it."""
     moment, day = _moment(as_of), _day(on)
+    try:
+        Period.parse(period)
+    except DomainError as exc:
+        fail(str(exc), EXIT_USAGE)
     with open_ledger(db) as ledger:
         result = _models(ledger, catch).accountability(
             period, agency, as_of=moment, as_of_position=as_of_position, effective_on=day)

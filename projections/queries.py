@@ -22,7 +22,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -178,7 +178,10 @@ class ReadModels:
     def _day(self, as_of: datetime | None, effective_on: date | None) -> date:
         if effective_on is not None:
             return effective_on
-        return local_date(as_of if as_of is not None else self.ledger.clock())
+        if as_of is not None:
+            # "As of 31/12" is the instant 31/12 24:00 (= 1/1 00:00): judged on 31/12.
+            return local_date(as_of - timedelta(microseconds=1))
+        return local_date(self.ledger.clock())
 
     # -- status ------------------------------------------------------------------------------
 
