@@ -24,7 +24,7 @@ from typing import Any
 from domain.agency import Agency, AgencyStatus
 from domain.clock import local_date
 from domain.task import Task
-from projections.base import EntityState, Projection, iso, plain
+from projections.base import EntityState, Projection, deadline_json, iso
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -153,7 +153,7 @@ def _task_rows(task: Task, extra: dict[str, Any]) -> Rows:
     tid = str(task.id)
     deadline = task.deadline
     task_row = (
-        task.directive_number, task.ordinal, task.content, dumps(plain(deadline)),
+        task.directive_number, task.ordinal, task.content, deadline_json(deadline),
         deadline.kind.value, iso(deadline.due_on), iso(task.assigned_on),
         iso(task.cancelled_on), dumps(extra["leads"]), extra["assigned_at"],
         extra["triggered_at"], extra["cancelled_at"] if task.cancelled_on else None,

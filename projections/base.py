@@ -11,6 +11,7 @@ never reads its own tables while folding.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from uuid import UUID
 
 from domain.deadlines import Deadline
 from domain.persistence.transcodings import DeadlineAsDict
-from projections.tables import Key, Rows, TableSpec, Values
+from projections.tables import Key, Rows, TableSpec, Values, dumps
 
 _DEADLINE = DeadlineAsDict()
 LogRow = tuple[str, Key, Values]  # (table, key, values) appended once, never replaced
@@ -128,6 +129,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
     return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def deadline_json(deadline: Deadline) -> str:
+    """A deadline's JSON text (deadlines are immutable and shared by many events)."""
+    return dumps(plain(deadline))
 
 
 def iso(day: date | None) -> str | None:

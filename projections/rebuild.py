@@ -89,7 +89,7 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
 
 
 def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int = 2000,
-            cache_size: int = 200_000, progress: Progress | None = None,
+            cache_size: int = 50_000, progress: Progress | None = None,
             grace: float = 2.0) -> dict[str, dict[str, int]]:
     """Rebuild the named projections (default: all) and switch them live. Returns, per
     projection, the old and new generation and the position the new one went live at."""

@@ -92,9 +92,6 @@ class TableSpec:
             f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
             f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
         ]
-        if not self.append_only:
-            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_time ON {name} "
-                              f"({', '.join(self.key)}, from_time)")
         for i, cols in enumerate(self.indexes):
             statements.append(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} "
                               f"({', '.join(cols)})")

@@ -75,3 +75,16 @@ def test_recurring_obligations_one_per_occurrence_standing_and_dormant_ones():
     dormant = parse_deadline("Sau khi có hướng dẫn của Bộ", context)
     assert obligations_on(dormant, assigned_on=date(2021, 8, 26), cancelled_on=None,
                           occurrences={}, on=date(2030, 1, 1)) == [(None, TaskStatus.NOT_DUE)]
+
+
+def test_the_one_pass_flattening_of_an_aggregate_equals_flattening_its_plain_state():
+    from domain.rules import Extension
+    from projections.audit import flat_state, state_of
+    from tests.unit.test_rules import at, make_task
+
+    task = make_task("Hằng năm", last_year=2025)
+    occ = task.occurrence("2022")
+    occ.extensions.append(Extension(date(2023, 1, 31), at("2022-12-28 10:00"), False))
+    task.progress.append({"occurrence": "2022", "reported_on": date(2022, 5, 1), "percent": 40,
+                          "summary": "a/b~#c", "reporter": None})
+    assert flat_state(task) == flatten(state_of(task))
