@@ -233,12 +233,17 @@ def worker(
         err_console.print(f"ledger worker: following {ledger.store.redacted} "
                           f"(poll {poll}s{wake})")
 
+        warned: set[str] = set()
+
         def report(runner: Runner, folded: int) -> None:
             if folded:
                 err_console.print(f"{datetime.now():%H:%M:%S} folded {folded} events; at "
                                   f"position {runner.min_position()}")
-            for name in sorted(runner.outdated):
-                err_console.print(f"[red]{name} is outdated: run ledger rebuild {name}[/]")
+            for name in sorted(runner.outdated - warned):
+                err_console.print(f"[red]{name} is outdated and left alone: run "
+                                  f"ledger rebuild {name}[/]")
+            warned.intersection_update(runner.outdated)
+            warned.update(runner.outdated)
 
         run_worker(ledger, stop=stop, poll=poll, page_size=page_size, on_progress=report)
         err_console.print("ledger worker: stopped")

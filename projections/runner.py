@@ -397,6 +397,10 @@ class Waker:
         self._context: Any = None
 
     def __enter__(self) -> Waker:
+        self._listen()
+        return self
+
+    def _listen(self) -> None:
         if self.db.dialect == "postgres":
             try:
                 self._context = self.db.datastore.get_connection()
@@ -405,9 +409,10 @@ class Waker:
             except Exception as exc:  # polling still works
                 log.warning("LISTEN failed (%s); polling every %ss", exc, self.poll)
                 self._close()
-        return self
 
     def wait(self, stop: threading.Event) -> None:
+        if self._conn is None and self.db.dialect == "postgres":
+            self._listen()  # try again: the connection may have been lost
         if self._conn is None:
             stop.wait(self.poll)
             return

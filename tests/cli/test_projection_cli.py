@@ -85,3 +85,32 @@ def test_read_command_errors_are_one_line_with_an_exit_code(tmp_path):
                  ["obligations"]):
         result = run(url, *args)
         assert result.returncode == 2, (args, result.stderr)
+
+
+def test_the_worker_keeps_the_projections_current_until_stopped(store_url):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.test_cli_basics import LEDGER
+
+    env = {**os.environ, "LEDGER_DATABASE_URL": store_url, "COLUMNS": "200"}
+    assert run(store_url, "projections", "status").returncode == 0  # creates the tables
+    worker = subprocess.Popen([LEDGER, "worker", "--poll", "0.1"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert run(store_url, "import", "plan", str(PLAN)).returncode == 0
+        deadline = time.monotonic() + 60
+        while True:  # waits for the worker; the assertion below does not depend on timing
+            status = json.loads(run(store_url, "projections", "status", "--json").stdout)
+            if {p["lag"] for p in status["projections"]} == {0} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status["head"] == 95
+        assert {p["position"] for p in status["projections"]} == {95}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    assert "folded 95 events" in stderr and "ledger worker: stopped" in stderr
