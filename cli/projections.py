@@ -464,31 +464,50 @@ def history(
             document = source["number"] + (f" ngày {vn(source['issued_on'])}"
                                            if source.get("issued_on") else "")
         table.add_row(str(event["position"]), vn(event["recorded_at"]), event["type"], who,
-                      document, _changes_text(event["changes"]))
+                      document, _changes_text(event["changes"], event["version"] == 1))
         if states:
             table.add_row("", "", "", "", "", f"[dim]{event['state_after']}[/]")
     console.print(table)
 
 
-def _changes_text(changes: list[dict[str, Any]], limit: int = 8) -> str:
-    if len(changes) > limit and all("before" not in c for c in changes):
+def _changes_text(changes: list[dict[str, Any]], created: bool, limit: int = 8) -> str:
+    if created:
         return f"tạo mới ({len(changes)} trường)"
     # A container that only gains or loses its first or last item is shown by its items.
     changes = [c for c in changes if not (
         ("after" not in c and c.get("before") in ([], {}))
         or ("before" not in c and c.get("after") in ([], {})))]
+    # Many fields appearing under one parent (a new occurrence, extension, progress report)
+    # are one line.
+    added: dict[str, int] = {}
+    for c in changes:
+        if "before" not in c:
+            parent = "/".join(c["path"].split("/")[:3])
+            added[parent] = added.get(parent, 0) + 1
+    grouped = {p for p, n in added.items() if n > 3}
     lines = []
-    for change in changes[:limit]:
+    for parent in sorted(grouped):
+        fields = [f"{c['path'][len(parent) + 1:]}={_short(c['after'])}" for c in changes
+                  if "before" not in c and c["path"].startswith(parent + "/")
+                  and c["after"] not in (None, [], {}, False, 0)]
+        text = ", ".join(fields)
+        lines.append(f"{parent.lstrip('/')}: + {text if len(text) <= 90 else text[:89] + '…'}")
+    for change in changes:
+        if "before" not in change and "/".join(change["path"].split("/")[:3]) in grouped:
+            continue
         before = change.get("before", "∅")
         after = change.get("after", "∅")
         lines.append(f"{change['path'].lstrip('/')}: {_short(before)} → {_short(after)}")
-    if len(changes) > limit:
-        lines.append(f"… {len(changes) - limit} thay đổi nữa")
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} thay đổi nữa"]
     return "\n".join(lines)
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
-        return vn(value)
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return vn(value)
+        except ValueError:
+            pass
     text = str(value)
     return text if len(text) <= 40 else text[:39] + "…"
