@@ -87,3 +87,19 @@ def test_killing_the_worker_mid_page_and_restarting_gives_the_same_tables(busy_l
     with scratch_copies(busy_ledger) as uninterrupted:
         assert digests(busy_ledger, live_generations(busy_ledger)) == digests(
             busy_ledger, uninterrupted)
+
+
+def test_two_workers_never_apply_the_same_page_twice(busy_ledger):
+    first, second = Runner(busy_ledger, page_size=9), Runner(busy_ledger, page_size=4)
+    first.step()
+    first.sync()  # both now hold position 9 ...
+    second.step()  # ... the second commits 10-13 first
+    group = list(first.attached.values())
+    assert first._page(group) == 0  # the first one's compare-and-set fails: nothing written
+    assert set(positions(busy_ledger).values()) == {13}
+    for _ in range(50):  # then they take turns until the end
+        if first.step() + second.step() == 0:
+            break
+    with scratch_copies(busy_ledger) as uninterrupted:
+        assert digests(busy_ledger, live_generations(busy_ledger)) == digests(
+            busy_ledger, uninterrupted)
