@@ -345,6 +345,7 @@ def main() -> None:
     import cli.integrity_commands  # noqa: F401  (verify, checkpoint, export, replay, diff)
     from cli import (
         demo,  # noqa: F401  (registers the demo command)
+        projections,  # noqa: F401  (registers the read-model commands)
         serve,  # noqa: F401  (registers serve and token)
     )
 

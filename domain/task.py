@@ -16,6 +16,7 @@ from domain.clock import local_date
 from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.errors import InvalidTransition, TaskNotOpen, ValidationError
 from domain.ids import task_id
+from domain.obligations import obligations_on
 from domain.rules import (
     Extension,
     OccurrenceState,
@@ -25,8 +26,6 @@ from domain.rules import (
     check_extension_grant,
     check_extension_request,
     extension_request_is_timely,
-    occurrence_status,
-    undated_status,
 )
 
 
@@ -417,27 +416,10 @@ class Task(LedgerAggregate):
     def obligations(self, on: date) -> list[tuple[OccurrenceState | None, TaskStatus]]:
         """Each occurrence that exists on ``on`` (plus the next one ahead) with its status;
         an undated task yields one row without an occurrence."""
-        deadline = self.deadline
-        if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
-            status = undated_status(
-                dormant=deadline.is_dormant, on=on, assigned_on=self.assigned_on,
-                cancelled_on=self.cancelled_on, completed_on=None,
-            )
-            return [(None, status)]
-        rows = []
-        keys = [o.key for o in deadline.occurrences(self.assigned_on, on)]
-        keys += [k for k in self.occurrences if k not in keys]
-        for key in sorted(set(keys), key=lambda k: self.occurrence_due_safe(k)):
-            occ = self.occurrences.get(key) or self._fresh(key)
-            rows.append((occ, occurrence_status(
-                occ, on, assigned_on=self.assigned_on, cancelled_on=self.cancelled_on
-            )))
-        return rows
+        return obligations_on(self.deadline, assigned_on=self.assigned_on,
+                              cancelled_on=self.cancelled_on, occurrences=self.occurrences,
+                              on=on)
 
     def occurrence_due_safe(self, key: str) -> date:
         occ = self.occurrences.get(key)
         return occ.original_due if occ else self.deadline.occurrence_due(key)
-
-    def _fresh(self, key: str) -> OccurrenceState:
-        due = self.deadline.occurrence_due(key)
-        return OccurrenceState(key=key, original_due=due, due_on=due, lateness_due=due)

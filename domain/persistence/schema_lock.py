@@ -4,7 +4,9 @@ Two processes creating the same tables at the same moment (an API and a worker s
 together against a fresh schema) make PostgreSQL fail with "tuple concurrently updated" or
 a duplicate key in pg_type, even with IF NOT EXISTS. Holding a session advisory lock, keyed
 on the schema, around table creation makes the second process wait and then find the
-tables there. SQLite needs nothing: its write lock already serialises DDL.
+tables there. On SQLite, switching a new file to WAL mode and creating tables from several
+connections at once can fail with "database is locked" at once (no busy wait applies), so
+an exclusive lock on a file beside the database plays the same part.
 """
 
 from __future__ import annotations
@@ -22,9 +24,26 @@ def _lock_key(schema: str) -> int:
 
 
 @contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a+b") as handle:  # flock: per open file, so threads exclude each other too
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def schema_lock(store: StoreConfig) -> Iterator[None]:
     if store.dialect != "postgres":
-        yield
+        name = store.env.get("SQLITE_DBNAME", "")
+        if not name or ":memory:" in name or name.startswith("file:"):
+            yield
+        else:
+            with _file_lock(f"{name}.ddl-lock"):
+                yield
         return
     import psycopg
 

@@ -1,0 +1,54 @@
+"""Which obligations a task has on a day, and their status (DESIGN §3-§4), as a pure function.
+
+A task falls due once, or once per period (recurring). Occurrences that nothing has happened
+to yet exist only implicitly, from the deadline: this function lists those that exist on a day
+(plus the next one ahead, so an open obligation is always visible) together with the ones the
+ledger holds state for. The Task aggregate and the obligations read model both use it, so the
+rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from domain.deadlines import Deadline, DeadlineKind
+from domain.rules import OccurrenceState, TaskStatus, occurrence_status, undated_status
+
+
+def fresh_occurrence(deadline: Deadline, key: str) -> OccurrenceState:
+    """An occurrence nothing has happened to: due as the deadline says."""
+    due = deadline.occurrence_due(key)
+    return OccurrenceState(key=key, original_due=due, due_on=due, lateness_due=due)
+
+
+def obligations_on(
+    deadline: Deadline,
+    *,
+    assigned_on: date,
+    cancelled_on: date | None,
+    occurrences: Mapping[str, OccurrenceState],
+    on: date,
+) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """Each occurrence that exists on ``on`` (plus the next one ahead) with its status; a task
+    without a due date (standing, or conditional still waiting for its trigger) yields one
+    row without an occurrence."""
+    if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
+        status = undated_status(
+            dormant=deadline.is_dormant, on=on, assigned_on=assigned_on,
+            cancelled_on=cancelled_on, completed_on=None,
+        )
+        return [(None, status)]
+    keys = [o.key for o in deadline.occurrences(assigned_on, on)]
+    keys += [k for k in occurrences if k not in keys]
+
+    def original_due(key: str) -> date:
+        known = occurrences.get(key)
+        return known.original_due if known else deadline.occurrence_due(key)
+
+    rows = []
+    for key in sorted(set(keys), key=lambda k: (original_due(k), k)):
+        occ = occurrences.get(key) or fresh_occurrence(deadline, key)
+        rows.append((occ, occurrence_status(occ, on, assigned_on=assigned_on,
+                                            cancelled_on=cancelled_on)))
+    return rows

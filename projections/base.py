@@ -1,0 +1,146 @@
+"""What a projection is: a fold of the ledger's events into versioned rows.
+
+Each projection folds the events of the aggregates it cares about into per-entity state — the
+domain aggregate itself (so the projection applies exactly the domain's own event semantics)
+plus whatever the projection tracks beside it (e.g. the positions of the events that prove a
+due date) — and *renders* that state as the rows the entity contributes to its tables. The
+runner diffs renders before and after each event and writes the row versions; a projection
+never reads its own tables while folding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from domain.deadlines import Deadline
+from domain.persistence.transcodings import DeadlineAsDict
+from projections.tables import Key, Rows, TableSpec, Values, dumps
+
+_DEADLINE = DeadlineAsDict()
+LogRow = tuple[str, Key, Values]  # (table, key, values) appended once, never replaced
+
+
+@dataclass(slots=True)
+class EntityState:
+    aggregate: Any
+    extra: Any
+    rendered: Rows
+
+
+def entity_type(event: Any) -> str:
+    """'Task' for a Task.Assigned event (the aggregate class's name)."""
+    return type(event).__qualname__.partition(".")[0]
+
+
+class Projection:
+    name: ClassVar[str]
+    version: ClassVar[int] = 1  # bump when the fold or render changes: forces a rebuild
+    tables: ClassVar[tuple[TableSpec, ...]]
+    entity_types: ClassVar[frozenset[str]] = frozenset({"Task", "Agency", "Directive"})
+    title: ClassVar[str] = ""
+
+    def fingerprint(self) -> str:
+        text = f"{self.name}:v{self.version}:" + ";".join(t.describe() for t in self.tables)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def spec(self, table: str) -> TableSpec:
+        for spec in self.tables:
+            if spec.name == table:
+                return spec
+        raise KeyError(table)
+
+    # -- the fold ----------------------------------------------------------------------------
+
+    def new_extra(self, event: Any, position: int) -> Any:
+        return None
+
+    def track(self, state: EntityState, event: Any, position: int) -> None:
+        """Update what the projection keeps beside the aggregate (after the event applied)."""
+
+    def fold(self, state: EntityState | None, event: Any, position: int,
+             ledger_time: str | None) -> tuple[EntityState, list[LogRow]]:
+        aggregate = event.mutate(state.aggregate if state is not None else None)
+        if state is None:
+            state = EntityState(aggregate, self.new_extra(event, position), {})
+        self.track(state, event, position)
+        return state, []
+
+    def render(self, state: EntityState) -> Rows:
+        return {}
+
+
+class EntityCache:
+    """Least-recently-used per-entity fold state, kept between pages by one runner."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[UUID, EntityState] = OrderedDict()
+
+    def get(self, key: UUID) -> EntityState | None:
+        state = self.items.get(key)
+        if state is not None:
+            self.items.move_to_end(key)
+        return state
+
+    def pop(self, key: UUID) -> EntityState | None:
+        return self.items.pop(key, None)
+
+    def put(self, key: UUID, state: EntityState) -> None:
+        self.items[key] = state
+        self.items.move_to_end(key)
+        while len(self.items) > self.capacity:
+            self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# -- plain values ----------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """Domain values as JSON values: dates ISO 8601, enums by value, dataclasses as objects."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Deadline):
+        return _DEADLINE.encode(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def deadline_json(deadline: Deadline) -> str:
+    """A deadline's JSON text (deadlines are immutable and shared by many events)."""
+    return dumps(plain(deadline))
+
+
+def iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,135 @@
+"""The projections' access to the ledger's own database.
+
+Read-model tables live in the same database (PostgreSQL: the same schema) as the events, so a
+page of view updates and its tracking position commit in one transaction. This module gives
+the rest of ``projections/`` one placeholder style (``%s``), rows as tuples, schema-qualified
+table names and the two kinds of transaction it needs, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import OperationalError, PersistenceError
+
+
+class Cursor:
+    """A cursor with ``%s`` placeholders on both stores and tuple rows."""
+
+    def __init__(self, raw: Any, dialect: str) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.dialect == "sqlite" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    @property
+    def rowcount(self) -> int:
+        return self.raw.rowcount
+
+    @staticmethod
+    def _row(row: Any) -> tuple[Any, ...]:
+        return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self.raw.fetchone()
+        return None if row is None else self._row(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [self._row(r) for r in self.raw.fetchall()]
+
+
+class Db:
+    """The ledger's database, seen by the projections."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self.dialect: str = ledger.store.dialect
+        self.recorder = ledger.recorder
+        self.datastore = ledger.recorder.datastore
+        self.schema: str | None = self.datastore.schema if self.dialect == "postgres" else None
+        self.events_table = self.name(self.recorder.events_table_name)
+        self.position_column = "notification_id" if self.dialect == "postgres" else "rowid"
+        # The channel the library NOTIFYs on after each insert (postgres.py: table name).
+        self.channel = self.recorder.events_table_name.replace(".", "_")
+
+    # -- names and types ---------------------------------------------------------------------
+
+    def name(self, table: str) -> str:
+        if not table.replace("_", "").isalnum():
+            raise ValueError(f"unsafe table name {table!r}")
+        return f'"{self.schema}"."{table}"' if self.schema else f'"{table}"'
+
+    @property
+    def bigint(self) -> str:
+        return "BIGINT" if self.dialect == "postgres" else "INTEGER"
+
+    def lock_key(self, purpose: str) -> int:
+        """A 63-bit advisory lock key for a purpose, distinct per schema."""
+        digest = hashlib.sha256(f"{self.schema}:{purpose}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Cursor]:
+        """One read-write transaction, committed when the block ends without an exception.
+
+        SQLite: ``BEGIN IMMEDIATE`` takes the database's single write lock up front, so the
+        transaction never has to upgrade a read snapshot (which fails at once when another
+        process has written meanwhile)."""
+        if self.dialect == "postgres":
+            with self.datastore.transaction(commit=True) as raw:
+                yield Cursor(raw, self.dialect)
+            return
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise OperationalError(str(exc)) from exc
+            try:
+                yield Cursor(cursor.sqlite_cursor, self.dialect)
+            except sqlite3.Error as exc:
+                conn.rollback()
+                raise OperationalError(str(exc)) from exc
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except sqlite3.Error as exc:
+                conn.rollback()
+                raise OperationalError(str(exc)) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """One read-only transaction (SQLite: one consistent snapshot)."""
+        try:
+            with self.datastore.transaction(commit=False) as raw:
+                yield Cursor(raw, self.dialect)
+        except sqlite3.Error as exc:
+            raise PersistenceError(str(exc)) from exc
+
+    def table_exists(self, cur: Cursor, table: str) -> bool:
+        if self.dialect == "postgres":
+            cur.execute("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND "
+                        "table_name=%s", (self.schema, table))
+        else:
+            cur.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=%s", (table,))
+        return cur.fetchone() is not None
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0

@@ -1,0 +1,113 @@
+"""Obligations read model: what each agency owes, as lead or coordinator, and per directive.
+
+Tables (each row versioned, see ``projections.tables``):
+
+* ``obl_directive``   one row per directive (number, issuer, dates, its task ordinals)
+* ``obl_task``        one row per task: content, lead, coordinating agencies, the deadline as
+                      written and normalised, assignment, cancellation, progress
+* ``obl_task_agency`` (agency, task) → role ``lead`` | ``coordinating``: the lookup by agency
+* ``obl_occurrence``  one row per occurrence something has happened to: original, working and
+                      accountable due dates, extensions, completion
+* ``obl_agency``      one row per agency: name, level, status, successor, group members, heads
+
+Statuses are not stored: they depend on the day they are judged on, so the query judges the
+stored facts with ``domain.rules`` for the day asked about. Occurrences nothing has happened to
+(e.g. next year's report of a "Hằng năm" task) are not stored either; the query derives them
+from the deadline (``domain.obligations``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.agency import AgencyStatus
+from projections.base import EntityState, Projection, deadline_json, iso, plain
+from projections.tables import Rows, TableSpec, dumps
+
+
+class ObligationsProjection(Projection):
+    name = "obligations"
+    title = "Nghĩa vụ theo cơ quan / obligations"
+    version = 1
+    tables = (
+        TableSpec("obl_directive", key=("directive_id",),
+                  columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
+                           "title", "revoked_on", "task_ordinals"),
+                  indexes=(("number",),)),
+        TableSpec("obl_task", key=("task_id",),
+                  columns=("directive_id", "directive_number", "ordinal", "section", "content",
+                           "deliverable", "lead", "coordinating", "lead_text", "deadline",
+                           "deadline_kind", "deadline_text", "due_on", "assigned_on",
+                           "cancelled_on", "cancel_reason", "assigning_office",
+                           "progress_reports", "last_progress"),
+                  int_columns=frozenset({"progress_reports"}),
+                  indexes=(("directive_id",),)),
+        TableSpec("obl_task_agency", key=("agency", "task_id"), columns=("role",)),
+        TableSpec("obl_occurrence", key=("task_id", "occurrence"),
+                  columns=("original_due", "due_on", "lateness_due", "completed_on",
+                           "confirmed_at", "pending_completion_on",
+                           "pending_completion_document", "extensions_requested",
+                           "extensions_granted", "extensions_rejected", "pending_extension_due",
+                           "rejected_completions", "progress_reports"),
+                  int_columns=frozenset({"extensions_requested", "extensions_granted",
+                                         "extensions_rejected", "rejected_completions",
+                                         "progress_reports"})),
+        TableSpec("obl_agency", key=("code",),
+                  columns=("name", "level", "status", "parent", "successor", "ended_on",
+                           "member_levels", "heads")),
+    )
+
+    def render(self, state: EntityState) -> Rows:
+        aggregate = state.aggregate
+        kind = type(aggregate).__name__
+        if kind == "Task":
+            return _task_rows(aggregate)
+        if kind == "Agency":
+            return _agency_rows(aggregate)
+        return _directive_rows(aggregate)
+
+
+def _task_rows(task: Any) -> Rows:
+    tid = str(task.id)
+    deadline = task.deadline
+    last = task.progress[-1] if task.progress else None
+    row = (
+        str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
+        task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
+        deadline_json(deadline), deadline.kind.value, deadline.text, iso(deadline.due_on),
+        iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
+        task.assigning_office, len(task.progress), dumps(plain(last)) if last else None,
+    )
+    agencies = {(task.lead, tid): ("lead",)}
+    for code in task.coordinating:
+        agencies[(code, tid)] = ("coordinating",)
+    occurrences = {}
+    for key, occ in task.occurrences.items():
+        pending = occ.pending_extension
+        occurrences[(tid, key)] = (
+            iso(occ.original_due), iso(occ.due_on), iso(occ.lateness_due), iso(occ.completed_on),
+            occ.confirmed_at.isoformat() if occ.confirmed_at else None,
+            iso(occ.pending_completion_on), occ.pending_completion_document,
+            len(occ.extensions), sum(e.granted_due is not None for e in occ.extensions),
+            sum(e.rejected for e in occ.extensions),
+            iso(pending.requested_due) if pending else None,
+            occ.rejected_completions, occ.progress_reports,
+        )
+    return {"obl_task": {(tid,): row}, "obl_task_agency": agencies,
+            "obl_occurrence": occurrences}
+
+
+def _agency_rows(agency: Any) -> Rows:
+    return {"obl_agency": {(agency.code,): (
+        agency.name, agency.level.value, agency.status.value, agency.parent, agency.successor,
+        iso(agency.ended_on) if agency.status is not AgencyStatus.ACTIVE else None,
+        dumps([m.value for m in agency.member_levels]), dumps(plain(agency.heads)),
+    )}}
+
+
+def _directive_rows(directive: Any) -> Rows:
+    return {"obl_directive": {(str(directive.id),): (
+        directive.number, directive.doc_type, directive.issuer, directive.assigning_office,
+        iso(directive.issued_on), directive.title, iso(directive.revoked_on),
+        dumps(directive.task_ordinals),
+    )}}

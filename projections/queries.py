@@ -1,0 +1,808 @@
+"""The read models' query API (used by the CLI and the HTTP layer).
+
+``ReadModels(ledger)`` answers from the projection tables only — indexed lookups on the rows'
+validity intervals, never a replay of the log. Every answer is a plain JSON-able dict with ISO
+8601 dates and says what it is based on (``as_of``: projection, generation, position, ledger
+time, and how the moment was chosen).
+
+Two time axes (DESIGN §5):
+
+* ``as_of`` (a moment on the ledger clock) or ``as_of_position``: the state the ledger held
+  then — what it knew. Default: everything the projection has folded.
+* ``effective_on`` (a calendar day in Vietnam): the day statuses are judged on — "what was
+  overdue on 31/5 as we know it now". Default: the day of ``as_of``, or today.
+
+Each query reads one projection at one position, so its tables agree with each other even
+while pages commit around it (rows valid at a committed position never change).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import PersistenceError
+
+from domain.accountability import (
+    ActFacts,
+    ActKind,
+    AgencyFacts,
+    HeadRecord,
+    LeadSpell,
+    ObligationFacts,
+    Period,
+    Shortfall,
+    TaskRef,
+    Tenure,
+    assess,
+    head_on,
+    responsible_agency,
+    threshold_advice,
+)
+from domain.clock import local_date
+from domain.deadlines import Deadline, DeadlineKind
+from domain.errors import UnknownAgency, UnknownDirective, UnknownTask, ValidationError
+from domain.ids import agency_id, task_id
+from domain.obligations import obligations_on
+from domain.persistence.transcodings import DeadlineAsDict
+from domain.rules import OccurrenceState, TaskStatus, days_overdue
+from projections import registry
+from projections.audit import apply_changes, unflatten
+from projections.base import Projection, chunks
+from projections.db import Cursor, Db
+from projections.runner import OutdatedProjection, all_projections, ensure_projections
+from projections.tables import ledger_time_text, loads, parse_ledger_time, valid_at
+
+T = TypeVar("T")
+_DEADLINE = DeadlineAsDict()
+OPEN = (TaskStatus.OVERDUE, TaskStatus.IN_PROGRESS, TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE)
+_STATUS_ORDER = {s: i for i, s in enumerate((
+    TaskStatus.OVERDUE, TaskStatus.IN_PROGRESS, TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE,
+    TaskStatus.DONE_LATE, TaskStatus.DONE_ON_TIME, TaskStatus.CANCELLED))}
+
+
+def _date(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One projection generation read at one position (or ledger time)."""
+
+    db: Db
+    projection: Projection
+    generation: int
+    position: int
+    ledger_time: str | None
+    mode: str  # "pos" | "time"
+    bound: Any
+    as_of: datetime | None
+
+    def table(self, logical: str) -> str:
+        return self.db.name(self.projection.spec(logical).physical(self.generation))
+
+    def where(self, alias: str = "") -> tuple[str, tuple[Any, Any]]:
+        return valid_at(self.mode, alias), (self.bound, self.bound)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "projection": self.projection.name, "generation": self.generation,
+            "position": self.position if self.mode == "pos" else None,
+            "projection_position": self.position,
+            "ledger_time": (parse_ledger_time(self.ledger_time).isoformat()
+                            if parse_ledger_time(self.ledger_time) else None),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "basis": ("everything folded so far" if self.as_of is None and self.mode == "pos"
+                      else "recorded time" if self.mode == "time" else "position"),
+        }
+
+    def select(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
+               params: Sequence[Any] = (), order: str = "") -> list[tuple[Any, ...]]:
+        condition, bound = self.where()
+        sql = f"SELECT {', '.join(columns)} FROM {self.table(logical)} WHERE {condition}"
+        if where:
+            sql += f" AND ({where})"
+        if order:
+            sql += f" ORDER BY {order}"
+        cur.execute(sql, (*bound, *params))
+        return cur.fetchall()
+
+    def select_in(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
+                  values: Iterable[Any], where: str = "", params: Sequence[Any] = ()
+                  ) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for chunk in chunks(sorted(set(values)), 500):
+            marks = ", ".join(["%s"] * len(chunk))
+            clause = f"{column} IN ({marks})" + (f" AND ({where})" if where else "")
+            out += self.select(cur, logical, columns, clause, (*chunk, *params))
+        return out
+
+
+class ReadModels:
+    """Queries over the obligations, accountability and audit read models."""
+
+    def __init__(self, ledger: Any, *, generations: Mapping[str, int] | None = None) -> None:
+        self.ledger = ledger
+        self.db = Db(ledger)
+        self.projections = {p.name: p for p in all_projections()}
+        self.pinned = dict(generations or {})
+        ensure_projections(self.db)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _read(self, fn: Callable[[Cursor], T]) -> T:
+        """Run a query in one read transaction; once more if a rebuild dropped the generation
+        it had just resolved (the grace period makes that rare)."""
+        for attempt in (1, 2):
+            try:
+                with self.db.read() as cur:
+                    return fn(cur)
+            except PersistenceError as exc:
+                text = str(exc).lower()
+                if attempt == 2 or not ("no such table" in text or "does not exist" in text):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _snapshot(self, cur: Cursor, name: str, as_of: datetime | None,
+                  as_of_position: int | None) -> Snapshot:
+        projection = self.projections[name]
+        if name in self.pinned:
+            gen = registry.get_generation(cur, self.db, name, self.pinned[name])
+        else:
+            gen = registry.live_generations(cur, self.db).get(name)
+        if gen is None:
+            raise OutdatedProjection(f"projection {name} has no live copy; run: ledger rebuild "
+                                     f"{name}")
+        if gen.fingerprint != projection.fingerprint():
+            raise OutdatedProjection(
+                f"projection {name} was built by another version of its code; run: "
+                f"ledger rebuild {name}")
+        if as_of is not None and as_of.tzinfo is None:
+            raise ValidationError("as_of must carry a time zone", field="as_of")
+        if as_of_position is not None:
+            return Snapshot(self.db, projection, gen.generation, gen.position, gen.ledger_time,
+                            "pos", min(as_of_position, gen.position), as_of)
+        if as_of is not None:
+            moment = ledger_time_text(as_of)
+            if gen.ledger_time is not None and moment < gen.ledger_time:
+                return Snapshot(self.db, projection, gen.generation, gen.position,
+                                gen.ledger_time, "time", moment, as_of)
+        return Snapshot(self.db, projection, gen.generation, gen.position, gen.ledger_time,
+                        "pos", gen.position, as_of)
+
+    def _day(self, as_of: datetime | None, effective_on: date | None) -> date:
+        if effective_on is not None:
+            return effective_on
+        if as_of is not None:
+            # "As of 31/12" is the instant 31/12 24:00 (= 1/1 00:00): judged on 31/12.
+            return local_date(as_of - timedelta(microseconds=1))
+        return local_date(self.ledger.clock())
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Position, ledger time and lag of every projection (and any rebuild under way)."""
+        head = self.db.head_position()
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            rows = registry.all_generations(cur, self.db)
+            out = []
+            for name, projection in self.projections.items():
+                mine = [g for g in rows if g.name == name]
+                live = next((g for g in mine if g.state == "live"), None)
+                out.append({
+                    "name": name, "title": projection.title,
+                    "generation": live.generation if live else None,
+                    "position": live.position if live else 0,
+                    "ledger_time": _time_iso(live.ledger_time if live else None),
+                    "lag": head - (live.position if live else 0),
+                    "events": live.events if live else 0,
+                    "updated_at": live.updated_at if live else None,
+                    "outdated": bool(live and live.fingerprint != projection.fingerprint()),
+                    "rebuilding": [
+                        {"generation": g.generation, "position": g.position, "owner": g.owner,
+                         "updated_at": g.updated_at, "state": g.state}
+                        for g in mine if g.state in ("building", "retired", "scratch")],
+                })
+            return {"head": head, "projections": out}
+
+        return self._read(read)
+
+    def wait_for(self, position: int | None, timeout: float = 5.0,
+                 names: Sequence[str] | None = None) -> bool:
+        """Read-your-writes: wait until the projections have folded ``position`` (e.g. a
+        command's ``Receipt.position``). True when they have, False on timeout."""
+        if position is None:
+            return True
+        wanted = set(names or self.projections)
+        deadline = time.monotonic() + timeout
+        while True:
+            live = self._read(lambda cur: registry.live_generations(cur, self.db))
+            if all(name in live and live[name].position >= position for name in wanted):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    # -- obligations -------------------------------------------------------------------------
+
+    def obligations(self, agency: str, *, as_of: datetime | None = None,
+                    as_of_position: int | None = None, effective_on: date | None = None,
+                    include_closed: bool = False) -> dict[str, Any]:
+        """What ``agency`` owes on a day: tasks it leads or coordinates, those of agencies
+        merged into it (open ones move to the successor), and those of groups it belongs to."""
+        day = self._day(as_of, effective_on)
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            snap = self._snapshot(cur, "obligations", as_of, as_of_position)
+            agencies = _obl_agencies(cur, snap)
+            if agency not in agencies:
+                raise UnknownAgency(f"unknown agency {agency!r}", field="agency")
+            facts = _agency_facts(agencies)
+            via: dict[str, str] = {}  # code whose tasks we look at -> how they reach us
+            for code in agencies:
+                if code != agency and responsible_agency(code, day, facts)[0] == agency:
+                    via[code] = "successor"
+            me = agencies[agency]
+            for code, row in agencies.items():
+                if row["level"] == "group" and me["level"] in row["member_levels"]:
+                    via[code] = "group"
+            via[agency] = "self"
+            links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
+                                   "agency", via)
+            tasks = _obl_tasks(cur, snap, {t for _, t, _ in links})
+            occurrences = _obl_occurrences(cur, snap, tasks)
+            rows = []
+            for code, tid, role in links:
+                task = tasks.get(tid)
+                if task is None:
+                    continue
+                how = via[code]
+                for row in _task_obligations(task, occurrences.get(tid, {}), day):
+                    if how == "successor" and row["status"] not in OPEN:
+                        continue  # done or cancelled before the merger: stays with the old lead
+                    if not include_closed and row["status"] not in OPEN:
+                        continue
+                    row.update(role=role if how != "group" else f"group_{role}",
+                               via=None if how == "self" else code)
+                    rows.append(row)
+            rows = _best_role_per_obligation(rows)
+            rows.sort(key=_obligation_order)
+            head = head_on(facts[agency].tenures, day)
+            return {
+                "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
+                "effective_on": day.isoformat(), "as_of": snap.meta(),
+                "counts": _counts(rows), "obligations": _json_rows(rows),
+            }
+
+        return self._read(read)
+
+    def directive_summary(self, directive: str, *, as_of: datetime | None = None,
+                          as_of_position: int | None = None,
+                          effective_on: date | None = None) -> dict[str, Any]:
+        """A directive's progress on a day: counts by status, per lead, and every obligation."""
+        day = self._day(as_of, effective_on)
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            snap = self._snapshot(cur, "obligations", as_of, as_of_position)
+            columns = ("directive_id", "number", "doc_type", "issuer", "assigning_office",
+                       "issued_on", "title", "revoked_on", "task_ordinals")
+            found = snap.select(cur, "obl_directive", columns, "directive_id=%s OR number=%s",
+                                (directive, directive))
+            if not found:
+                raise UnknownDirective(f"no directive {directive}", field="directive")
+            if len(found) > 1:
+                raise ValidationError(f"several directives are numbered {directive}; give its "
+                                      "id", field="directive")
+            info = dict(zip(columns, found[0], strict=True))
+            info["task_ordinals"] = loads(info["task_ordinals"])
+            ids = [r[0] for r in snap.select(cur, "obl_task", ("task_id",), "directive_id=%s",
+                                             (info["directive_id"],))]
+            tasks = _obl_tasks(cur, snap, ids)
+            occurrences = _obl_occurrences(cur, snap, tasks)
+            rows = []
+            for tid in tasks:
+                rows += _task_obligations(tasks[tid], occurrences.get(tid, {}), day)
+            rows.sort(key=lambda r: (_ordinal_key(r["ordinal"]), r["original_due"] or date.max))
+            by_lead: dict[str, Counter[str]] = defaultdict(Counter)
+            for row in rows:
+                by_lead[row["lead"]][row["status"].value] += 1
+            return {
+                "directive": info, "effective_on": day.isoformat(), "as_of": snap.meta(),
+                "counts": _counts(rows),
+                "by_lead": {lead: dict(sorted(c.items())) for lead, c in sorted(by_lead.items())},
+                "obligations": _json_rows(rows),
+            }
+
+        return self._read(read)
+
+    def obligation_counts(self, *, as_of: datetime | None = None,
+                          as_of_position: int | None = None,
+                          effective_on: date | None = None) -> dict[str, Any]:
+        """Per agency answering on the day (after mergers): obligations by status and the
+        nearest due date of those in progress."""
+        day = self._day(as_of, effective_on)
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            snap = self._snapshot(cur, "obligations", as_of, as_of_position)
+            agencies = _obl_agencies(cur, snap)
+            facts = _agency_facts(agencies)
+            ids = [r[0] for r in snap.select(cur, "obl_task", ("task_id",))]
+            tasks = _obl_tasks(cur, snap, ids)
+            occurrences = _obl_occurrences(cur, snap, tasks)
+            counts: dict[str, Counter[str]] = defaultdict(Counter)
+            nearest: dict[str, date] = {}
+            for tid, task in tasks.items():
+                for row in _task_obligations(task, occurrences.get(tid, {}), day):
+                    lead = task["lead"]
+                    if row["status"] in OPEN:
+                        lead = responsible_agency(lead, day, facts)[0]
+                    counts[lead][row["status"].value] += 1
+                    due = row["due_on"]
+                    if row["status"] is TaskStatus.IN_PROGRESS and due is not None and (
+                            lead not in nearest or due < nearest[lead]):
+                        nearest[lead] = due
+            out = []
+            for code in sorted(counts):
+                row = agencies.get(code, {})
+                out.append({"agency": code, "name": row.get("name"),
+                            "counts": dict(sorted(counts[code].items())),
+                            "next_due": nearest[code].isoformat() if code in nearest else None})
+            return {"effective_on": day.isoformat(), "as_of": snap.meta(), "agencies": out}
+
+        return self._read(read)
+
+    # -- accountability ----------------------------------------------------------------------
+
+    def accountability(self, period: str, agency: str | None = None, *,
+                       as_of: datetime | None = None, as_of_position: int | None = None,
+                       effective_on: date | None = None) -> dict[str, Any]:
+        """Heads' accountability records for a period (DESIGN §5.2; provisional rulebook)."""
+        the_period = Period.parse(period)
+        day = self._day(as_of, effective_on)
+        rulebook = self.ledger.rulebook
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            snap = self._snapshot(cur, "accountability", as_of, as_of_position)
+            agencies = _acc_agencies(cur, snap)
+            if agency is not None and agency not in agencies:
+                raise UnknownAgency(f"unknown agency {agency!r}", field="agency")
+            obligations, tasks = _acc_obligations(cur, snap, the_period)
+            acts = _acc_acts(cur, snap, the_period, tasks)
+            records = assess(the_period, day, obligations, acts, agencies)
+            if agency is not None:
+                records = [r for r in records if r.answerable.agency == agency]
+            out: dict[str, list[dict[str, Any]]] = {"head": [], "group": [], "no_head": []}
+            for rec in records:
+                out[rec.answerable.kind].append(_record_json(rec, agencies, rulebook))
+            return {
+                "period": {"key": the_period.key, "label": the_period.label_vi,
+                           "start": the_period.start.isoformat(),
+                           "end": the_period.end.isoformat(),
+                           "closed": the_period.end < day},
+                "agency": agency, "effective_on": day.isoformat(), "as_of": snap.meta(),
+                "rulebook": {"version": rulebook.version, "provisional": rulebook.provisional,
+                             "on_time_threshold": rulebook.on_time_threshold,
+                             "note": rulebook.note},
+                "provisional": rulebook.provisional,
+                "heads": out["head"], "groups": out["group"], "without_head": out["no_head"],
+            }
+
+        return self._read(read)
+
+    # -- audit history -----------------------------------------------------------------------
+
+    def history(self, entity_type: str, entity: str | UUID, *, as_of: datetime | None = None,
+                as_of_position: int | None = None, states: bool = True) -> dict[str, Any]:
+        """Every event of one directive, task or agency, in order, with who, when, from which
+        document, and the entity's state before and after."""
+        kind = entity_type.lower()
+        entity_uuid = self._resolve(kind, entity)
+
+        def read(cur: Cursor) -> dict[str, Any]:
+            snap = self._snapshot(cur, "audit", as_of, as_of_position)
+            columns = ("position", "entity_type", "version", "event_type", "recorded_at",
+                       "from_time", "actor", "actor_role", "actor_agency", "correlation_id",
+                       "causation_id", "source_document", "data", "changes")
+            rows = snap.select(cur, "aud_event", columns, "entity_id=%s", (str(entity_uuid),),
+                               order="version")
+            if not rows:
+                raise _unknown(kind, entity)
+            if rows[0][1].lower() != kind:
+                raise ValidationError(f"{entity} is a {rows[0][1].lower()}, not a {kind}",
+                                      field="entity_type")
+            events, flat = [], {}
+            for row in rows:
+                item = dict(zip(columns, row, strict=True))
+                delta = loads(item.pop("changes"))
+                event = {
+                    "position": item["position"], "type": item["event_type"],
+                    "version": item["version"], "recorded_at": item["recorded_at"],
+                    "ledger_time": _time_iso(item["from_time"]),
+                    "actor": {"principal": item["actor"], "role": item["actor_role"],
+                              "agency": item["actor_agency"]},
+                    "correlation_id": item["correlation_id"],
+                    "causation_id": item["causation_id"],
+                    "source_document": loads(item["source_document"]),
+                    "data": loads(item["data"]), "changes": delta,
+                }
+                if states:
+                    event["state_before"] = unflatten(flat) if flat else None
+                flat = apply_changes(flat, delta)
+                if states:
+                    event["state_after"] = unflatten(flat)
+                events.append(event)
+            return {"entity_type": kind, "entity_id": str(entity_uuid),
+                    "as_of": snap.meta(), "events": events}
+
+        return self._read(read)
+
+    def _resolve(self, kind: str, entity: str | UUID) -> UUID:
+        if kind not in ("task", "directive", "agency"):
+            raise ValidationError(f"history is kept for task, directive and agency, not {kind!r}",
+                                  field="entity_type")
+        if isinstance(entity, UUID):
+            return entity
+        text = str(entity).strip()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        if kind == "agency":
+            return agency_id(text)
+        if kind == "directive":
+            return self.ledger.find_directive(text).id
+        if "#" not in text:
+            raise ValidationError(f"{text!r} is neither a task id nor '<number>#<ordinal>'",
+                                  field="task")
+        number, _, ordinal = text.rpartition("#")
+        return task_id(self.ledger.find_directive(number).id, ordinal)
+
+
+# -- obligations helpers ---------------------------------------------------------------------
+
+
+def _time_iso(text: str | None) -> str | None:
+    moment = parse_ledger_time(text)
+    return moment.isoformat() if moment else None
+
+
+def _unknown(kind: str, entity: Any) -> Exception:
+    if kind == "agency":
+        return UnknownAgency(f"unknown agency {entity!r}", field="agency")
+    if kind == "directive":
+        return UnknownDirective(f"unknown directive {entity!r}", field="directive")
+    return UnknownTask(f"unknown task {entity!r}", field="task")
+
+
+def _obl_agencies(cur: Cursor, snap: Snapshot) -> dict[str, dict[str, Any]]:
+    columns = ("code", "name", "level", "status", "parent", "successor", "ended_on",
+               "member_levels", "heads")
+    out = {}
+    for row in snap.select(cur, "obl_agency", columns):
+        item = dict(zip(columns, row, strict=True))
+        item["member_levels"] = loads(item["member_levels"])
+        item["heads"] = loads(item["heads"])
+        out[item["code"]] = item
+    return out
+
+
+def _agency_facts(agencies: Mapping[str, Mapping[str, Any]]) -> dict[str, AgencyFacts]:
+    facts = {}
+    for code, row in agencies.items():
+        merged = row["status"] == "merged"
+        tenures = tuple(
+            Tenure(h["person"], h["position"], date.fromisoformat(h["from_on"]),
+                   _date(h["to_on"]), h["acting"]) for h in row.get("heads") or ())
+        facts[code] = AgencyFacts(code, row["name"], row["level"] == "group",
+                                  row["successor"] if merged else None,
+                                  _date(row["ended_on"]) if merged else None, None, tenures)
+    return facts
+
+
+def _agency_json(code: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"code": code, "name": row["name"], "level": row["level"], "status": row["status"],
+            "successor": row["successor"], "ended_on": row["ended_on"]}
+
+
+def _tenure_json(tenure: Tenure | None) -> dict[str, Any] | None:
+    if tenure is None:
+        return None
+    return {"person": tenure.person, "position": tenure.position,
+            "from": tenure.from_on.isoformat(), "to": tenure.to_on.isoformat()
+            if tenure.to_on else None, "acting": tenure.acting}
+
+
+_TASK_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "content",
+                 "deliverable", "lead", "coordinating", "deadline", "assigned_on",
+                 "cancelled_on", "progress_reports", "last_progress")
+
+
+def _obl_tasks(cur: Cursor, snap: Snapshot, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for row in snap.select_in(cur, "obl_task", _TASK_COLUMNS, "task_id", ids):
+        item = dict(zip(_TASK_COLUMNS, row, strict=True))
+        item["coordinating"] = loads(item["coordinating"])
+        item["deadline"] = _DEADLINE.decode(loads(item["deadline"]))
+        item["assigned_on"] = date.fromisoformat(item["assigned_on"])
+        item["cancelled_on"] = _date(item["cancelled_on"])
+        item["last_progress"] = loads(item["last_progress"])
+        out[item["task_id"]] = item
+    return out
+
+
+_OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due",
+                "completed_on", "confirmed_at", "pending_completion_on",
+                "pending_completion_document", "extensions_requested", "extensions_granted",
+                "extensions_rejected", "pending_extension_due", "rejected_completions",
+                "progress_reports")
+
+
+def _obl_occurrences(cur: Cursor, snap: Snapshot, tasks: Mapping[str, Any]
+                     ) -> dict[str, dict[str, tuple[OccurrenceState, dict[str, Any]]]]:
+    out: dict[str, dict[str, tuple[OccurrenceState, dict[str, Any]]]] = defaultdict(dict)
+    for row in snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks):
+        item = dict(zip(_OCC_COLUMNS, row, strict=True))
+        occ = OccurrenceState(
+            key=item["occurrence"], original_due=date.fromisoformat(item["original_due"]),
+            due_on=date.fromisoformat(item["due_on"]),
+            lateness_due=date.fromisoformat(item["lateness_due"]),
+            pending_completion_on=_date(item["pending_completion_on"]),
+            pending_completion_document=item["pending_completion_document"],
+            completed_on=_date(item["completed_on"]),
+            confirmed_at=datetime.fromisoformat(item["confirmed_at"])
+            if item["confirmed_at"] else None,
+            rejected_completions=item["rejected_completions"],
+            progress_reports=item["progress_reports"],
+        )
+        out[item["task_id"]][item["occurrence"]] = (occ, item)
+    return out
+
+
+def _task_obligations(task: Mapping[str, Any], known: Mapping[str, tuple[OccurrenceState, Any]],
+                      day: date) -> list[dict[str, Any]]:
+    """The task's obligations on a day, judged by the domain's rules."""
+    if day < task["assigned_on"]:
+        return []  # not assigned yet on that day
+    deadline: Deadline = task["deadline"]
+    states = {key: occ for key, (occ, _) in known.items()}
+    rows = []
+    for occ, status in obligations_on(deadline, assigned_on=task["assigned_on"],
+                                      cancelled_on=task["cancelled_on"], occurrences=states,
+                                      on=day):
+        extra = known[occ.key][1] if occ is not None and occ.key in known else None
+        rows.append({
+            "task_id": task["task_id"], "directive_id": task["directive_id"],
+            "directive_number": task["directive_number"], "ordinal": task["ordinal"],
+            "reference": f"{task['directive_number']}#{task['ordinal']}",
+            "content": task["content"], "deliverable": task["deliverable"],
+            "lead": task["lead"], "coordinating": task["coordinating"],
+            "deadline_text": deadline.text, "deadline_kind": deadline.kind.value,
+            "occurrence": occ.key if occ else None,
+            "original_due": occ.original_due if occ else None,
+            "due_on": occ.due_on if occ else None,
+            "lateness_due": occ.lateness_due if occ else None,
+            "extended": bool(extra and extra["extensions_granted"]),
+            "extensions": {
+                "requested": extra["extensions_requested"] if extra else 0,
+                "granted": extra["extensions_granted"] if extra else 0,
+                "rejected": extra["extensions_rejected"] if extra else 0,
+                "pending_due": extra["pending_extension_due"] if extra else None,
+            },
+            "status": status,
+            "days_overdue": days_overdue(occ, day) if occ and status in (
+                TaskStatus.OVERDUE, TaskStatus.DONE_LATE) else 0,
+            "completed_on": occ.completed_on if occ else None,
+            "pending_completion_on": occ.pending_completion_on if occ else None,
+            "rejected_completions": occ.rejected_completions if occ else 0,
+            "progress_reports": task["progress_reports"],
+            "last_progress": task["last_progress"],
+            "cancelled_on": task["cancelled_on"],
+        })
+    return rows
+
+
+_ROLE_RANK = {"lead": 0, "coordinating": 1, "group_lead": 2, "group_coordinating": 3}
+
+
+def _best_role_per_obligation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per obligation: an agency that leads a task and also belongs to a group that
+    coordinates it sees it once, as lead."""
+    best: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["task_id"], row["occurrence"])
+        rank = (_ROLE_RANK[row["role"]], row["via"] is not None, row["via"] or "")
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, row)
+    return [row for _, row in best.values()]
+
+
+def _ordinal_key(ordinal: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in ordinal.replace("#", ".").split("."))
+
+
+def _obligation_order(row: Mapping[str, Any]) -> tuple:
+    return (_STATUS_ORDER[row["status"]], row["due_on"] or date.max, row["directive_number"],
+            _ordinal_key(row["ordinal"]), row["occurrence"] or "", row["role"])
+
+
+def _counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = Counter(row["status"].value for row in rows)
+    return dict(sorted(counts.items()))
+
+
+def _json_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        item = {}
+        for key, value in row.items():
+            if isinstance(value, TaskStatus):
+                item[key] = value.value
+                item["status_label"] = value.label_vi
+            elif isinstance(value, date):
+                item[key] = value.isoformat()
+            else:
+                item[key] = value
+        out.append(item)
+    return out
+
+
+# -- accountability helpers ------------------------------------------------------------------
+
+
+def _acc_agencies(cur: Cursor, snap: Snapshot) -> dict[str, AgencyFacts]:
+    tenures: dict[str, list[Tenure]] = defaultdict(list)
+    head_columns = ("agency", "person", "from_on", "acting", "position", "to_on",
+                    "appointed_at", "left_at")
+    for row in snap.select(cur, "acc_head", head_columns, order="agency, from_on, person"):
+        item = dict(zip(head_columns, row, strict=True))
+        tenures[item["agency"]].append(Tenure(
+            item["person"], item["position"], date.fromisoformat(item["from_on"]),
+            _date(item["to_on"]), bool(item["acting"]), item["appointed_at"], item["left_at"]))
+    columns = ("code", "name", "level", "is_group", "successor", "merged_on", "merged_at")
+    out = {}
+    for row in snap.select(cur, "acc_agency", columns):
+        item = dict(zip(columns, row, strict=True))
+        out[item["code"]] = AgencyFacts(
+            item["code"], item["name"], bool(item["is_group"]), item["successor"],
+            _date(item["merged_on"]), item["merged_at"], tuple(tenures.get(item["code"], ())))
+    return out
+
+
+_ACC_TASK_COLUMNS = ("task_id", "directive_number", "ordinal", "content", "deadline",
+                     "deadline_kind", "due_on", "assigned_on", "cancelled_on", "leads",
+                     "assigned_at", "triggered_at", "cancelled_at")
+
+
+def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
+                     ) -> tuple[list[ObligationFacts], dict[str, dict[str, Any]]]:
+    """Every obligation that can count in the period: those the ledger holds state for whose
+    due or completion date falls in it, and those nothing has happened to yet, derived from
+    the deadlines of the tasks that can fall due in it."""
+    start, end = period.start.isoformat(), period.end.isoformat()
+    occ_columns = ("task_id", "occurrence", "original_due", "lateness_due", "completed_on",
+                   "due_evidence", "completion_evidence")
+    stored = snap.select(
+        cur, "acc_occurrence", occ_columns,
+        "(lateness_due BETWEEN %s AND %s) OR (completed_on BETWEEN %s AND %s) OR "
+        "(original_due BETWEEN %s AND %s)", (start, end, start, end, start, end))
+    wanted = {r[0] for r in stored}
+    task_rows = snap.select(cur, "acc_task", _ACC_TASK_COLUMNS,
+                            "deadline_kind=%s OR (due_on BETWEEN %s AND %s)",
+                            (DeadlineKind.RECURRING.value, start, end))
+    known_ids = {r[0] for r in task_rows}
+    task_rows += snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id",
+                                wanted - known_ids)
+    tasks = {}
+    for row in task_rows:
+        item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
+        item["deadline"] = _DEADLINE.decode(loads(item["deadline"]))
+        item["assigned_on"] = date.fromisoformat(item["assigned_on"])
+        item["cancelled_on"] = _date(item["cancelled_on"])
+        item["leads"] = tuple(LeadSpell(a, date.fromisoformat(f), p)
+                              for a, f, p in loads(item["leads"]))
+        item["ref"] = TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
+                              item["content"])
+        tasks[item["task_id"]] = item
+
+    def base_evidence(task: Mapping[str, Any]) -> tuple[int, ...]:
+        return tuple(p for p in (task["assigned_at"], task["triggered_at"]) if p)
+
+    def cancel_evidence(task: Mapping[str, Any]) -> tuple[int, ...]:
+        return (task["cancelled_at"],) if task["cancelled_at"] else ()
+
+    out: list[ObligationFacts] = []
+    stored_keys: set[tuple[str, str]] = set()
+    for row in stored:
+        item = dict(zip(occ_columns, row, strict=True))
+        task = tasks[item["task_id"]]
+        stored_keys.add((item["task_id"], item["occurrence"]))
+        out.append(ObligationFacts(
+            task["ref"], item["occurrence"], date.fromisoformat(item["original_due"]),
+            date.fromisoformat(item["lateness_due"]), _date(item["completed_on"]),
+            task["cancelled_on"], task["leads"],
+            (*base_evidence(task), *loads(item["due_evidence"])),
+            tuple(loads(item["completion_evidence"])), cancel_evidence(task)))
+    for tid, task in tasks.items():
+        deadline: Deadline = task["deadline"]
+        if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
+            continue
+        for occurrence in deadline.occurrences(task["assigned_on"], period.end):
+            if not period.contains(occurrence.due_on) or (tid, occurrence.key) in stored_keys:
+                continue
+            out.append(ObligationFacts(
+                task["ref"], occurrence.key, occurrence.due_on, occurrence.due_on, None,
+                task["cancelled_on"], task["leads"], base_evidence(task), (),
+                cancel_evidence(task)))
+    return out, tasks
+
+
+def _acc_acts(cur: Cursor, snap: Snapshot, period: Period,
+              tasks: dict[str, dict[str, Any]]) -> list[ActFacts]:
+    columns = ("task_id", "occurrence", "position", "kind", "day", "timely", "outcome",
+               "evidence")
+    rows = snap.select(cur, "acc_act", columns, "day BETWEEN %s AND %s",
+                       (period.start.isoformat(), period.end.isoformat()))
+    missing = {r[0] for r in rows} - set(tasks)
+    if missing:
+        for row in snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id", missing):
+            item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
+            tasks[item["task_id"]] = {
+                "ref": TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
+                               item["content"]),
+                "leads": tuple(LeadSpell(a, date.fromisoformat(f), p)
+                               for a, f, p in loads(item["leads"]))}
+    out = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        task = tasks[item["task_id"]]
+        out.append(ActFacts(
+            task["ref"], item["occurrence"], ActKind(item["kind"]),
+            date.fromisoformat(item["day"]), task["leads"], tuple(loads(item["evidence"])),
+            None if item["timely"] is None else bool(item["timely"]), item["outcome"]))
+    return out
+
+
+def _shortfall_json(s: Shortfall) -> dict[str, Any]:
+    return {
+        "kind": s.kind.value, "task_id": s.task.task_id,
+        "reference": f"{s.task.directive_number}#{s.task.ordinal}", "content": s.task.content,
+        "occurrence": s.occurrence, "due": s.due.isoformat(),
+        "original_due": s.original_due.isoformat() if s.original_due else None,
+        "completed_on": s.completed_on.isoformat() if s.completed_on else None,
+        "attributed_on": s.day.isoformat(), "evidence": list(s.evidence),
+    }
+
+
+def _record_json(rec: HeadRecord, agencies: Mapping[str, AgencyFacts],
+                 rulebook: Any) -> dict[str, Any]:
+    who = rec.answerable
+    tenure = who.tenure
+    facts = agencies.get(who.agency)
+    ratio = rec.on_time_ratio
+    return {
+        "kind": who.kind, "agency": who.agency, "agency_name": facts.name if facts else None,
+        "person": tenure.person if tenure else None,
+        "position": tenure.position if tenure else None,
+        "acting": tenure.acting if tenure else None,
+        "tenure": _tenure_json(tenure),
+        "fallen_due": rec.fallen_due, "done_on_time": rec.done_on_time,
+        "done_late": rec.done_late, "overdue": rec.overdue,
+        "overdue_at_period_end": rec.overdue_at_period_end,
+        "extensions": {"requested": rec.extensions_requested,
+                       "requested_after_expiry": rec.extensions_requested_late,
+                       "granted": rec.extensions_granted, "rejected": rec.extensions_rejected},
+        "completions_rejected": rec.completions_rejected,
+        "on_time_ratio": None if ratio is None else round(ratio, 4),
+        "threshold": rulebook.on_time_threshold,
+        "meets_threshold": rec.meets_threshold(rulebook),
+        "advice": threshold_advice(ratio, rulebook),
+        "on_time": [{"task_id": t.task_id, "reference": f"{t.directive_number}#{t.ordinal}",
+                     "occurrence": key} for t, key in rec.on_time],
+        "shortfalls": [_shortfall_json(s) for s in rec.shortfalls],
+    }

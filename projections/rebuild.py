@@ -1,0 +1,153 @@
+"""Rebuild a projection from zero beside the live copy, then switch readers over atomically.
+
+1. Claim: create generation g+1's tables and register it as ``building`` (refused while
+   another rebuild of the same projection is alive; a dead one's leftovers are dropped).
+2. Build: fold the whole log into g+1 in big pages, outside any long transaction, while the
+   live copy g keeps being updated by the workers and read by everyone.
+3. Switch, in one transaction: lock the registry and g's row (the live worker's next page
+   waits), fold whatever arrived since step 2 into g+1, then mark g ``retired`` and g+1
+   ``live``. Readers resolve the live generation per query, so they see all of g or all of
+   g+1, never a half-built table; g+1 is never behind g when it takes over.
+4. After a grace period for queries still reading g, drop g's tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from projections import registry
+from projections.base import Projection
+from projections.db import Db
+from projections.runner import (
+    Progress,
+    Runner,
+    create_tables,
+    drop_tables,
+    ensure_projections,
+    projections_named,
+)
+
+STALE_AFTER = 120.0  # seconds without progress after which a "building" copy is abandoned
+
+
+class RebuildInProgress(Exception):
+    """Another process is rebuilding the same projection."""
+
+
+def _age_seconds(stamp: str) -> float:
+    return (datetime.now(tz=UTC) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def claim_generations(db: Db, projections: Sequence[Projection], state: str) -> dict[str, int]:
+    claimed: dict[str, int] = {}
+    with db.write() as cur:
+        registry.lock_registry(cur, db)
+        for projection in projections:
+            for gen in registry.all_generations(cur, db, projection.name):
+                if gen.state == "retired":  # left over by a rebuild that died in its grace
+                    drop_tables(cur, db, projection, gen.generation)
+                    registry.delete_generation(cur, db, projection.name, gen.generation)
+                if gen.state == "building" and state == "building":
+                    if _age_seconds(gen.updated_at) < STALE_AFTER:
+                        raise RebuildInProgress(
+                            f"{projection.name} is already being rebuilt by {gen.owner} "
+                            f"(generation {gen.generation}, at position {gen.position})")
+                    drop_tables(cur, db, projection, gen.generation)
+                    registry.delete_generation(cur, db, projection.name, gen.generation)
+            generation = registry.next_generation(cur, db, projection.name)
+            create_tables(cur, db, projection, generation)
+            registry.insert_generation(cur, db, projection.name, generation, state,
+                                       projection.fingerprint())
+            claimed[projection.name] = generation
+    return claimed
+
+
+def drop_generation(ledger: Any, name: str, generation: int) -> None:
+    db = Db(ledger)
+    (projection,) = projections_named([name])
+    with db.write() as cur:
+        registry.lock_registry(cur, db)
+        drop_tables(cur, db, projection, generation)
+        registry.delete_generation(cur, db, name, generation)
+
+
+def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: int = 2000
+               ) -> int:
+    """A ``scratch`` generation of one projection built from zero up to ``until`` (or the
+    head), never switched live: for comparing a rebuild with the live copy."""
+    db = Db(ledger)
+    ensure_projections(db)
+    projections = projections_named([name])
+    generation = claim_generations(db, projections, "scratch")[name]
+    runner = Runner(ledger, projections, page_size=page_size, until=until)
+    runner.attach(projections[0], generation, ("scratch",))
+    runner.catch_up()
+    return generation
+
+
+def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int = 2000,
+            cache_size: int = 50_000, progress: Progress | None = None,
+            grace: float = 2.0) -> dict[str, dict[str, int]]:
+    """Rebuild the named projections (default: all) and switch them live. Returns, per
+    projection, the old and new generation and the position the new one went live at."""
+    db = Db(ledger)
+    ensure_projections(db)
+    projections = projections_named(names)
+    claimed = claim_generations(db, projections, "building")
+    runner = Runner(ledger, projections, page_size=page_size, cache_size=cache_size)
+    try:
+        for projection in projections:
+            runner.attach(projection, claimed[projection.name], ("building",))
+        runner.catch_up(progress=progress)
+        result = _switch(db, runner, projections, claimed)
+    except BaseException:
+        with db.write() as cur:
+            registry.lock_registry(cur, db)
+            for projection in projections:
+                gen = registry.get_generation(cur, db, projection.name, claimed[projection.name])
+                if gen is not None and gen.state == "building":
+                    drop_tables(cur, db, projection, gen.generation)
+                    registry.delete_generation(cur, db, projection.name, gen.generation)
+        raise
+    if progress is not None:
+        progress(runner.min_position(), runner.min_position())
+    if grace > 0:
+        time.sleep(grace)
+    with db.write() as cur:
+        registry.lock_registry(cur, db)
+        for projection in projections:
+            old = result[projection.name]["old_generation"]
+            if old:
+                drop_tables(cur, db, projection, old)
+                registry.delete_generation(cur, db, projection.name, old)
+    return result
+
+
+def _switch(db: Db, runner: Runner, projections: Sequence[Projection],
+            claimed: dict[str, int]) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = {}
+    with db.write() as cur:
+        registry.lock_registry(cur, db)
+        live = registry.live_generations(cur, db)
+        if db.dialect == "postgres":
+            # Holds the live rows: a worker's next compare-and-set waits for this commit
+            # (and then fails, re-reads the registry and follows the new generation).
+            cur.execute(f"SELECT name FROM {db.name(registry.TABLE)} WHERE state='live' "
+                        "FOR UPDATE")
+        runner.fold_remaining(cur)
+        for projection in projections:
+            new = claimed[projection.name]
+            old = live.get(projection.name)
+            attached = runner.attached[projection.name]
+            if old is not None:
+                registry.set_state(cur, db, projection.name, old.generation, "retired")
+            registry.set_state(cur, db, projection.name, new, "live")
+            result[projection.name] = {
+                "old_generation": old.generation if old else 0,
+                "old_position": old.position if old else 0,
+                "generation": new, "position": attached.position,
+            }
+    return result

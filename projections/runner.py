@@ -1,0 +1,458 @@
+"""The projection runner: folds the global event order into the read-model tables.
+
+It pages the library's notification log with ``recorder.select_notifications`` from each
+projection's stored position (the same code on SQLite, whose recorder has no ``subscribe()``,
+and on PostgreSQL). For each page it folds the events in memory, then in ONE transaction:
+compare-and-set the tracking position from the page's start to its end, write the page's row
+versions, commit. A crash anywhere before the commit leaves tables and position as they were;
+after it, both moved together. A page is never applied twice (the compare-and-set fails for
+the second applier, which re-reads and carries on) and no event is skipped.
+
+Gap safety: the runner only ever asks for positions after the last one it applied and moves
+to the highest position it was given. That never passes a position that could still appear,
+because positions become visible in order: on PostgreSQL every insert takes the events table
+in EXCLUSIVE mode until it commits (``PostgresApplicationRecorder._lock_table``), so the ids
+one transaction draws from the sequence are committed (or abandoned, leaving a permanent gap)
+before the next transaction can draw any; on SQLite a single writer at a time holds the
+database's write lock and the rowid is allocated under it.
+
+Projections at the same position share one read and one decode of each page and commit in
+one transaction. Per-entity fold state is kept in memory between pages (LRU); on a miss the
+entity's earlier events are loaded in one batched query per page and folded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import TopicError
+
+from projections import registry
+from projections.base import EntityCache, EntityState, Projection, chunks, entity_type
+from projections.db import Db
+from projections.tables import PageWriter, ledger_time_text, parse_ledger_time
+
+log = logging.getLogger("ledger.projections")
+
+BeforeCommit = Callable[[Sequence[str], int, int], None]
+Progress = Callable[[int, int], None]  # (events folded so far, head position)
+
+
+class OutdatedProjection(Exception):
+    """The live copy was built by a different version of the projection code."""
+
+
+def all_projections() -> list[Projection]:
+    from projections.accountability import AccountabilityProjection
+    from projections.audit import AuditProjection
+    from projections.obligations import ObligationsProjection
+
+    return [ObligationsProjection(), AccountabilityProjection(), AuditProjection()]
+
+
+def projections_named(names: Iterable[str] | None) -> list[Projection]:
+    known = {p.name: p for p in all_projections()}
+    if names is None:
+        return list(known.values())
+    chosen = []
+    for name in names:
+        if name not in known:
+            raise KeyError(f"unknown projection {name!r} (known: {', '.join(known)})")
+        chosen.append(known[name])
+    return chosen
+
+
+# -- setup -----------------------------------------------------------------------------------
+
+
+def create_tables(cur: Any, db: Db, projection: Projection, generation: int) -> None:
+    for spec in projection.tables:
+        for statement in spec.ddl(db, generation):
+            cur.execute(statement)
+
+
+def drop_tables(cur: Any, db: Db, projection: Projection, generation: int) -> None:
+    for spec in projection.tables:
+        cur.execute(f"DROP TABLE IF EXISTS {db.name(spec.physical(generation))}")
+
+
+def ensure_projections(db: Db, projections: Sequence[Projection] | None = None) -> None:
+    """Create the registry and a first (empty, position 0) live generation of each projection
+    that has none. Cheap when everything exists; safe when several processes race."""
+    projections = list(projections or all_projections())
+    with db.read() as cur:
+        if registry.registry_exists(cur, db):
+            live = registry.live_generations(cur, db)
+            if all(p.name in live for p in projections):
+                return
+    with db.write() as cur:
+        registry.lock_registry(cur, db)
+        registry.create_registry(cur, db)
+        live = registry.live_generations(cur, db)
+        for projection in projections:
+            if projection.name in live:
+                continue
+            generation = registry.next_generation(cur, db, projection.name)
+            create_tables(cur, db, projection, generation)
+            registry.insert_generation(cur, db, projection.name, generation, "live",
+                                       projection.fingerprint())
+
+
+# -- loading and folding -----------------------------------------------------------------------
+
+
+def decode_page(ledger: Any, notifications: Sequence[Notification],
+                ledger_time: Any) -> list[tuple[int, Any, str]]:
+    """(position, domain event or None, ledger time) for each notification. Ledger time is
+    the running maximum of recorded times along positions: several processes write with
+    their own clocks, so recorded times are only approximately monotonic."""
+    out = []
+    current = ledger_time
+    for note in notifications:
+        try:
+            event = ledger.mapper.to_domain_event(note)
+        except TopicError:
+            event = None  # a kind of event this code does not know: skipped, position kept
+        if event is not None and (current is None or event.timestamp > current):
+            current = event.timestamp
+        out.append((note.id, event, ledger_time_text(current)))
+    return out
+
+
+def load_histories(db: Db, ids: Sequence[UUID], upto: int) -> dict[UUID, list[tuple[int, Any]]]:
+    """Every event of the given entities up to a position, with positions, in one query per
+    500 entities (the library's ``select_events`` does not return positions)."""
+    out: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
+    mapper = db.ledger.mapper
+    with db.read() as cur:
+        for chunk in chunks(list(ids), 500):
+            if db.dialect == "postgres":
+                cur.execute(
+                    f"SELECT notification_id, originator_id, originator_version, topic, state "
+                    f"FROM {db.events_table} WHERE originator_id = ANY(%s) AND "
+                    "notification_id <= %s ORDER BY originator_id, originator_version",
+                    (chunk, upto),
+                )
+            else:
+                marks = ", ".join(["%s"] * len(chunk))
+                cur.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                    f"{db.events_table} WHERE originator_id IN ({marks}) AND rowid <= %s "
+                    "ORDER BY originator_id, originator_version",
+                    (*[i.hex for i in chunk], upto),
+                )
+            for position, oid, version, topic, state in cur.fetchall():
+                uid = oid if isinstance(oid, UUID) else UUID(oid)
+                note = Notification(id=position, originator_id=uid, originator_version=version,
+                                    topic=topic, state=bytes(state))
+                out[uid].append((position, mapper.to_domain_event(note)))
+    return out
+
+
+def replay_entity(projection: Projection, history: Sequence[tuple[int, Any]]) -> EntityState:
+    state: EntityState | None = None
+    for position, event in history:
+        state, _ = projection.fold(state, event, position, None)
+    assert state is not None
+    state.rendered = projection.render(state)
+    return state
+
+
+@dataclass
+class Attached:
+    """A projection generation this runner writes to."""
+
+    projection: Projection
+    generation: int
+    position: int
+    ledger_time: str | None
+    states: tuple[str, ...] = ("live",)
+    cache: EntityCache = field(default_factory=EntityCache)
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+
+def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
+              ) -> tuple[PageWriter, dict[UUID, EntityState]]:
+    projection = attached.projection
+    cache = attached.cache
+    relevant = [(p, e, t) for p, e, t in page
+                if e is not None and entity_type(e) in projection.entity_types]
+    working: dict[UUID, EntityState] = {}
+    missing: dict[UUID, int] = {}
+    seen: set[UUID] = set()
+    for _, event, _ in relevant:
+        eid = event.originator_id
+        if eid in seen:
+            continue
+        seen.add(eid)
+        if event.originator_version == 1:
+            cache.pop(eid)
+            continue
+        state = cache.pop(eid)
+        if state is not None and state.aggregate.version == event.originator_version - 1:
+            working[eid] = state
+        else:
+            missing[eid] = event.originator_version
+    if missing:
+        for eid, history in load_histories(db, list(missing), attached.position).items():
+            working[eid] = replay_entity(projection, history)
+        for eid, version in missing.items():
+            found = working.get(eid)
+            if found is None or found.aggregate.version != version - 1:
+                raise RuntimeError(f"{projection.name}: events of {eid} before version "
+                                   f"{version} are not in the log up to {attached.position}")
+    writer = PageWriter(projection.tables)
+    for position, event, time_text in relevant:
+        eid = event.originator_id
+        state = working.get(eid)
+        before = state.rendered if state is not None else {}
+        state, logs = projection.fold(state, event, position, time_text)
+        after = projection.render(state)
+        writer.diff(before, after, position, time_text)
+        state.rendered = after
+        for table, key, values in logs:
+            writer.append(table, key, values, position, time_text)
+        working[eid] = state
+    return writer, working
+
+
+class Runner:
+    """Keeps projection generations up to date with the log, one page at a time.
+
+    ``attach`` chooses which generations: by default the live one of each projection (what
+    a worker does); a rebuild attaches the generation it is building."""
+
+    def __init__(self, ledger: Any, projections: Sequence[Projection] | None = None, *,
+                 page_size: int = 500, cache_size: int = 20_000,
+                 before_commit: BeforeCommit | None = None, until: int | None = None) -> None:
+        self.ledger = ledger
+        self.db = Db(ledger)
+        self.projections = list(projections or all_projections())
+        self.page_size = page_size
+        self.cache_size = cache_size
+        self.before_commit = before_commit
+        self.until = until
+        self.attached: dict[str, Attached] = {}
+        self.outdated: set[str] = set()
+        self.follow_live = True
+
+    # -- which generations -------------------------------------------------------------------
+
+    def attach(self, projection: Projection, generation: int, states: tuple[str, ...]) -> None:
+        """Write to a particular generation (a rebuild's) instead of following the live one."""
+        self.follow_live = False
+        with self.db.read() as cur:
+            found = registry.get_generation(cur, self.db, projection.name, generation)
+        assert found is not None
+        self.attached[projection.name] = Attached(
+            projection, generation, found.position, found.ledger_time, states,
+            EntityCache(self.cache_size))
+
+    def sync(self) -> None:
+        """Follow the registry: a switch to a new generation, or another worker having moved
+        a position, invalidates what this runner holds in memory."""
+        if self.follow_live:
+            ensure_projections(self.db, self.projections)
+        with self.db.read() as cur:
+            if self.follow_live:
+                rows = registry.live_generations(cur, self.db)
+            else:
+                rows = {name: registry.get_generation(cur, self.db, name, a.generation)
+                        for name, a in self.attached.items()}
+        for projection in self.projections:
+            row = rows.get(projection.name)
+            if row is None:
+                self.attached.pop(projection.name, None)
+                continue
+            if row.fingerprint != projection.fingerprint():
+                self.outdated.add(projection.name)
+                self.attached.pop(projection.name, None)
+                continue
+            self.outdated.discard(projection.name)
+            current = self.attached.get(projection.name)
+            if (current is None or current.generation != row.generation
+                    or current.position != row.position):
+                cache = current.cache if current is not None else EntityCache(self.cache_size)
+                if current is not None:
+                    cache.clear()
+                states = current.states if current is not None else ("live",)
+                self.attached[projection.name] = Attached(
+                    projection, row.generation, row.position, row.ledger_time, states, cache)
+
+    # -- folding -----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Fold at most one page into every attached generation; returns events folded."""
+        self.sync()
+        groups: dict[int, list[Attached]] = defaultdict(list)
+        for attached in self.attached.values():
+            groups[attached.position].append(attached)
+        return sum(self._page(group) for _, group in sorted(groups.items()))
+
+    def catch_up(self, progress: Progress | None = None, stop: threading.Event | None = None
+                 ) -> int:
+        total = 0
+        while stop is None or not stop.is_set():
+            folded = self.step()
+            total += folded
+            if progress is not None:
+                progress(self.min_position(), self.db.head_position())
+            if folded == 0:
+                break
+        return total
+
+    def min_position(self) -> int:
+        return min((a.position for a in self.attached.values()), default=0)
+
+    def _page(self, group: list[Attached], cur: Any = None) -> int:
+        """One page into a group of generations at the same position. With ``cur``, inside
+        the caller's transaction (a rebuild's switch); else in a transaction of its own."""
+        start = group[0].position
+        limit = self.page_size
+        if self.until is not None:
+            if start >= self.until:
+                return 0
+            limit = min(limit, self.until - start)
+        notes = self.ledger.recorder.select_notifications(
+            start=start, limit=limit, inclusive_of_start=False)
+        if self.until is not None:
+            notes = [n for n in notes if n.id <= self.until]
+        if not notes:
+            return 0
+        page = decode_page(self.ledger, notes, parse_ledger_time(group[0].ledger_time))
+        end, end_time = page[-1][0], page[-1][2]
+        folded: list[tuple[Attached, PageWriter, dict[UUID, EntityState]]] = []
+        try:
+            for attached in group:
+                writer, working = fold_page(self.db, attached, page)
+                folded.append((attached, writer, working))
+            if cur is not None:
+                self._write(cur, folded, start, end, end_time, len(page))
+            else:
+                with self.db.write() as own:
+                    self._write(own, folded, start, end, end_time, len(page))
+                    if self.before_commit is not None:
+                        self.before_commit([a.name for a in group], page[0][0], end)
+        except registry.RegistryConflict as exc:
+            log.info("projection position moved elsewhere (%s); re-reading", exc)
+            for attached in group:
+                attached.cache.clear()
+                attached.position = -1  # forces a re-read on the next sync
+            return 0
+        except BaseException:
+            for attached in group:
+                attached.cache.clear()
+            raise
+        for attached, _, working in folded:
+            attached.position = end
+            attached.ledger_time = end_time
+            for eid, state in working.items():
+                attached.cache.put(eid, state)
+        return len(page)
+
+    def _write(self, cur: Any, folded: Sequence[tuple[Attached, PageWriter, Any]], start: int,
+               end: int, end_time: str, events: int) -> None:
+        for attached, writer, _ in folded:
+            registry.advance(cur, self.db, attached.name, attached.generation,
+                             expected=start, position=end, ledger_time=end_time,
+                             events=events, states=attached.states)
+            writer.flush(cur, self.db, attached.generation)
+
+    def fold_remaining(self, cur: Any) -> int:
+        """Inside the caller's transaction, fold every attached generation up to the head."""
+        total = 0
+        while True:
+            groups: dict[int, list[Attached]] = defaultdict(list)
+            for attached in self.attached.values():
+                groups[attached.position].append(attached)
+            folded = sum(self._page(group, cur) for _, group in sorted(groups.items()))
+            total += folded
+            if folded == 0:
+                return total
+
+
+# -- the worker ------------------------------------------------------------------------------
+
+
+class Waker:
+    """Sleeps until the ledger may have new events: on PostgreSQL a NOTIFY on the events
+    table's channel (the library sends one with every insert), and in any case after
+    ``poll`` seconds, so a lost notification can only delay, never stall, the worker."""
+
+    def __init__(self, db: Db, poll: float) -> None:
+        self.db = db
+        self.poll = poll
+        self._conn: Any = None
+        self._context: Any = None
+
+    def __enter__(self) -> Waker:
+        self._listen()
+        return self
+
+    def _listen(self) -> None:
+        if self.db.dialect == "postgres":
+            try:
+                self._context = self.db.datastore.get_connection()
+                self._conn = self._context.__enter__()
+                self._conn.execute(f'LISTEN "{self.db.channel}"')
+            except Exception as exc:  # polling still works
+                log.warning("LISTEN failed (%s); polling every %ss", exc, self.poll)
+                self._close()
+
+    def wait(self, stop: threading.Event) -> None:
+        if self._conn is None and self.db.dialect == "postgres":
+            self._listen()  # try again: the connection may have been lost
+        if self._conn is None:
+            stop.wait(self.poll)
+            return
+        deadline = time.monotonic() + self.poll
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                for _ in self._conn.notifies(timeout=min(0.5, self.poll), stop_after=1):
+                    return
+        except Exception as exc:
+            log.warning("LISTEN connection lost (%s); polling", exc)
+            self._close()
+
+    def _close(self) -> None:
+        if self._context is not None:
+            try:
+                self._context.__exit__(None, None, None)
+            except Exception:
+                log.debug("closing the LISTEN connection failed", exc_info=True)
+        self._context = self._conn = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+
+def run_worker(ledger: Any, *, stop: threading.Event, poll: float = 2.0, page_size: int = 500,
+               on_progress: Callable[[Runner, int], None] | None = None) -> None:
+    """Keep every live projection caught up until ``stop`` is set; survives store errors by
+    backing off and retrying."""
+    runner = Runner(ledger, page_size=page_size)
+    backoff = poll
+    with Waker(runner.db, poll) as waker:
+        while not stop.is_set():
+            try:
+                folded = runner.catch_up(stop=stop)
+                backoff = poll
+            except Exception as exc:
+                log.warning("projection page failed: %s; retrying in %.1fs", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            if on_progress is not None:
+                on_progress(runner, folded)
+            waker.wait(stop)

@@ -1,0 +1,212 @@
+"""Versioned read-model tables: every row carries the interval of the log it is valid for.
+
+A row is valid from the position of the event that produced it (``from_pos``) until the
+position of the event that replaced or removed it (``to_pos``, NULL while current). The same
+interval is kept as ledger time (``from_time``/``to_time``: the running maximum of the events'
+recorded times, ISO 8601 UTC text, so it sorts as it compares). An as-of query is therefore an
+indexed lookup — ``from_pos <= P AND (to_pos IS NULL OR to_pos > P)`` — never a replay, and
+rows valid at a position already committed never change afterwards, so a reader pinned to a
+position sees a consistent picture even while pages commit around it.
+
+A table's physical name carries its generation (``obl_task_g3``): a rebuild fills a fresh
+generation beside the live one and the registry switches between them atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.db import Cursor, Db
+
+VERSION_COLUMNS = ("from_pos", "to_pos", "from_time", "to_time")
+BEGINNING = "0001-01-01T00:00:00.000000Z"  # ledger time before the first event
+
+Key = tuple[Any, ...]
+Values = tuple[Any, ...]
+Rows = dict[str, dict[Key, Values]]  # table -> key -> values
+
+
+def ledger_time_text(moment: datetime | None) -> str:
+    """Ledger time as stored: UTC, fixed width, so text order is time order."""
+    if moment is None:
+        return BEGINNING
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ledger_time(text: str | None) -> datetime | None:
+    if not text or text == BEGINNING:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text for JSON columns (sorted keys: equal values, equal text)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str  # logical name, e.g. "obl_task"
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    int_columns: frozenset[str] = frozenset()  # every other column is TEXT
+    indexes: tuple[tuple[str, ...], ...] = ()
+    append_only: bool = False  # rows are never replaced (the audit log)
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return (*self.key, *self.columns, *VERSION_COLUMNS)
+
+    def physical(self, generation: int) -> str:
+        return f"{self.name}_g{generation}"
+
+    def describe(self) -> str:
+        """Stable text of the layout, part of a projection's fingerprint."""
+        return (f"{self.name}({','.join(self.key)};{','.join(self.columns)};"
+                f"int={','.join(sorted(self.int_columns))};"
+                f"idx={'|'.join(','.join(i) for i in self.indexes)})")
+
+    def ddl(self, db: Db, generation: int) -> list[str]:
+        table = self.physical(generation)
+        name = db.name(table)
+
+        def column(col: str, not_null: bool = False) -> str:
+            kind = db.bigint if col in self.int_columns else "TEXT"
+            return f"{col} {kind}{' NOT NULL' if not_null else ''}"
+
+        columns = [column(c, True) for c in self.key] + [column(c) for c in self.columns]
+        columns += [f"from_pos {db.bigint} NOT NULL", f"to_pos {db.bigint}",
+                    "from_time TEXT NOT NULL", "to_time TEXT"]
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
+            f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
+        ]
+        for i, cols in enumerate(self.indexes):
+            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} "
+                              f"({', '.join(cols)})")
+        return statements
+
+
+def valid_at(mode: str, alias: str = "") -> str:
+    """The SQL condition selecting rows valid at a position (``mode='pos'``) or a ledger time
+    (``mode='time'``); takes the bound value twice."""
+    a = f"{alias}." if alias else ""
+    if mode == "pos":
+        return f"{a}from_pos <= %s AND ({a}to_pos IS NULL OR {a}to_pos > %s)"
+    return f"{a}from_time <= %s AND ({a}to_time IS NULL OR {a}to_time > %s)"
+
+
+class PageWriter:
+    """Collects one page's row versions in memory and writes them in a few statements.
+
+    ``diff`` compares an entity's rows before and after an event: a changed or removed row
+    gets its ``to_pos`` set, a changed or new row gets a new version from this event's
+    position. Versions created and replaced inside the same page are closed in memory, so the
+    database sees one INSERT per version and one UPDATE per row that was current before the
+    page."""
+
+    def __init__(self, specs: Sequence[TableSpec]) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.inserts: dict[str, list[list[Any]]] = defaultdict(list)
+        self.fresh: dict[str, dict[Key, int]] = defaultdict(dict)
+        self.closes: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+
+    def __len__(self) -> int:
+        return sum(map(len, self.inserts.values())) + sum(map(len, self.closes.values()))
+
+    def _close(self, table: str, key: Key, position: int, time: str) -> None:
+        index = self.fresh[table].pop(key, None)
+        if index is not None:
+            row = self.inserts[table][index]
+            row[-3], row[-1] = position, time
+        else:
+            self.closes[table].append((position, time, *key))
+
+    def _insert(self, table: str, key: Key, values: Values, position: int, time: str) -> None:
+        rows = self.inserts[table]
+        self.fresh[table][key] = len(rows)
+        rows.append([*key, *values, position, None, time, None])
+
+    def diff(self, before: Rows, after: Rows, position: int, time: str) -> None:
+        for table in before.keys() | after.keys():
+            old = before.get(table, {})
+            new = after.get(table, {})
+            if old is new or old == new:
+                continue
+            for key in old.keys() | new.keys():
+                value = new.get(key)
+                if old.get(key) == value:
+                    continue
+                if key in old:
+                    self._close(table, key, position, time)
+                if value is not None:
+                    self._insert(table, key, value, position, time)
+
+    def append(self, table: str, key: Key, values: Values, position: int, time: str) -> None:
+        self.inserts[table].append([*key, *values, position, None, time, None])
+
+    def flush(self, cur: Cursor, db: Db, generation: int) -> None:
+        for table, rows in self.closes.items():
+            spec = self.specs[table]
+            where = " AND ".join(f"{k}=%s" for k in spec.key)
+            cur.executemany(
+                f"UPDATE {db.name(spec.physical(generation))} SET to_pos=%s, to_time=%s "
+                f"WHERE {where} AND to_pos IS NULL",
+                rows,
+            )
+        for table, rows in self.inserts.items():
+            if rows:
+                insert_rows(cur, db, self.specs[table], generation, rows)
+
+
+def insert_rows(cur: Cursor, db: Db, spec: TableSpec, generation: int,
+                rows: Sequence[Sequence[Any]]) -> None:
+    name = db.name(spec.physical(generation))
+    columns = spec.all_columns
+    if db.dialect == "postgres" and len(rows) >= 32:
+        # COPY is several times faster than batched INSERTs for a rebuild's big pages.
+        with cur.raw.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    placeholders = ", ".join(["%s"] * len(columns))
+    cur.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+
+
+def table_digest(cur: Cursor, db: Db, spec: TableSpec, generation: int,
+                 at: tuple[str, Any] | None = None) -> str:
+    """SHA-256 of a table's rows in key order. With ``at=('pos', P)`` or ``('time', T)``:
+    of the rows valid then, without their version columns (what an as-of query sees)."""
+    name = db.name(spec.physical(generation))
+    order = ", ".join((*spec.key, "from_pos"))
+    if at is None:
+        cur.execute(f"SELECT {', '.join(spec.all_columns)} FROM {name} ORDER BY {order}")
+    else:
+        mode, value = at
+        cur.execute(f"SELECT {', '.join((*spec.key, *spec.columns))} FROM {name} "
+                    f"WHERE {valid_at(mode)} ORDER BY {order}", (value, value))
+    digest = hashlib.sha256()
+    count = 0
+    for row in cur.fetchall():
+        digest.update(orjson.dumps(list(row)))
+        count += 1
+    digest.update(str(count).encode())
+    return digest.hexdigest()
+
+
+def rows_of(rendered: Iterable[tuple[str, Key, Values]]) -> Rows:
+    out: Rows = defaultdict(dict)
+    for table, key, values in rendered:
+        out[table][key] = values
+    return dict(out)

@@ -1,0 +1,145 @@
+"""``ledger rebuild --all`` while another process keeps writing and a worker keeps the live
+copies current: readers get answers throughout, from the old copy and then the new one, and
+the rebuilt projections equal a fold from zero afterwards. Both stores (PostgreSQL is the one
+that matters in production)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from domain.application import Ledger
+from projections.queries import ReadModels
+from projections.rebuild import RebuildInProgress, claim_generations, rebuild
+from projections.runner import Runner, projections_named, run_worker
+from tests.behaviour.helpers import OPERATOR, import_plan
+from tests.behaviour.projection_helpers import digests, live_generations, scratch_copies
+
+ROOT = Path(__file__).resolve().parents[2]
+LEDGER = str(Path(sys.executable).parent / "ledger")
+
+
+def wait_until(condition, timeout: float = 60.0) -> bool:
+    """Wait (not a timed assertion: the caller checks the outcome) for a condition."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.slow
+def test_rebuild_all_while_another_process_writes(ledger, store_url, tmp_path):
+    import_plan(ledger)
+    ledger.appoint_head(OPERATOR, "QNG-SNV", "Nguyễn Văn An", "Giám đốc Sở", date(2020, 1, 1))
+    Runner(ledger).catch_up()
+    old = live_generations(ledger)
+    stop_file = tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.behaviour.projection_scripts", "writer", store_url,
+         str(stop_file)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    reads: list[tuple[bool, int, int, int]] = []
+    errors: list[str] = []
+    answered_while_building = threading.Event()
+
+    # Built one after another: the library's table creation is not safe to race on PostgreSQL.
+    reader_ledger, worker_ledger = Ledger(store_url), Ledger(store_url)
+
+    def reader() -> None:
+        own = reader_ledger
+        models = ReadModels(own)
+        try:
+            while not stop.is_set():
+                try:
+                    building = any(p["rebuilding"] for p in models.status()["projections"])
+                    owed = models.obligations("QNG-SNV")
+                    record = models.accountability("2025", "QNG-SNV")
+                    history = models.history("task", "768/QĐ-UBND#1.1")
+                    assert owed["obligations"] and history["events"]
+                    assert record["heads"][0]["person"] == "Nguyễn Văn An"
+                    reads.append((building, owed["as_of"]["generation"],
+                                  record["as_of"]["generation"],
+                                  history["as_of"]["generation"]))
+                    if building:
+                        answered_while_building.set()
+                except Exception as exc:  # every failure is recorded and fails the test
+                    errors.append(repr(exc))
+        finally:
+            own.close()
+
+    def worker() -> None:
+        own = worker_ledger
+        try:
+            run_worker(own, stop=stop, poll=0.05, page_size=10)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=worker)]
+    for thread in threads:
+        thread.start()
+    try:
+        head_at_start = ledger.recorder.max_notification_id()
+
+        def hold_until_overlapping(done: int, head: int) -> None:
+            # The rebuild goes on only once readers have had answers while the new copy was
+            # being built and the writer has stored events since the rebuild began.
+            wait_until(lambda: answered_while_building.is_set() or errors
+                       or not threads[0].is_alive())
+            wait_until(lambda: ledger.recorder.max_notification_id() > head_at_start
+                       or writer.poll() is not None)
+
+        rebuilder = Ledger(store_url)
+        try:
+            first = rebuild(rebuilder, page_size=20, progress=hold_until_overlapping, grace=0.2)
+        finally:
+            rebuilder.close()
+        assert {name: r["old_generation"] for name, r in first.items()} == old
+        assert all(r["position"] > head_at_start for r in first.values())
+
+        # The same through the command line, the writer still writing.
+        env = {**os.environ, "LEDGER_DATABASE_URL": store_url, "COLUMNS": "200"}
+        done = subprocess.run([LEDGER, "rebuild", "--all", "--page-size", "25"], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "obligations" in done.stdout and "live" in done.stdout
+        wait_until(lambda: len(reads) > 0 and reads[-1][1] > first["obligations"]["generation"])
+    finally:
+        stop_file.write_text("stop")
+        written = int(writer.communicate(timeout=120)[0].strip() or 0)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+
+    assert errors == []
+    assert written > 0
+    assert any(building for building, *_ in reads)
+    seen = {generation for _, *generations in reads for generation in generations}
+    assert seen >= {old["obligations"], first["obligations"]["generation"]}
+    Runner(ledger).catch_up()
+    live = live_generations(ledger)
+    assert live["obligations"] == first["obligations"]["generation"] + 1
+    with scratch_copies(ledger) as from_zero:
+        assert digests(ledger, live) == digests(ledger, from_zero)
+
+
+def test_a_second_rebuild_of_the_same_projection_is_refused(ledger):
+    import_plan(ledger)
+    from projections.db import Db
+
+    db = Db(ledger)
+    Runner(ledger).catch_up()
+    claim_generations(db, projections_named(["audit"]), "building")
+    with pytest.raises(RebuildInProgress, match="audit is already being rebuilt"):
+        rebuild(ledger, ["audit"], grace=0)
+    # Other projections are not held up by it.
+    result = rebuild(ledger, ["obligations"], grace=0)
+    assert result["obligations"]["position"] == ledger.recorder.max_notification_id()

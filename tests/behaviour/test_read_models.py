@@ -1,0 +1,186 @@
+"""The read models' queries on both stores: occurrences, both time axes, reorganisations,
+history, read-your-writes, the worker and outdated copies."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import date, datetime
+
+import pytest
+
+from domain.clock import LOCAL_TZ
+from domain.ids import task_id
+from projections.audit import state_of
+from projections.base import plain
+from projections.db import Db
+from projections.queries import ReadModels
+from projections.rebuild import rebuild
+from projections.runner import OutdatedProjection, Runner, run_worker
+from tests.behaviour.helpers import OPERATOR, agency
+from tests.behaviour.projection_helpers import T_OFFICE as OFFICE
+from tests.behaviour.projection_helpers import issue_small
+
+
+@pytest.fixture
+def small(ledger):
+    receipt = issue_small(ledger)
+    return {o: task_id(receipt.entity_id, o) for o in ("1", "2", "3", "4", "5", "6")}
+
+
+def caught_up(ledger) -> ReadModels:
+    Runner(ledger).catch_up()
+    return ReadModels(ledger)
+
+
+def rows(result, role=None) -> dict[tuple[str, str | None], dict]:
+    return {(r["ordinal"], r["occurrence"]): r for r in result["obligations"]
+            if role is None or r["role"] == role}
+
+
+def test_one_obligation_per_occurrence_standing_never_overdue_dormant_waits(ledger, small,
+                                                                            clock):
+    models = caught_up(ledger)
+    owed = rows(models.obligations("T-B", effective_on=date(2023, 6, 1)), "lead")
+    assert {k: v["status"] for k, v in owed.items() if k[0] == "2"} == {
+        ("2", "2021"): "overdue", ("2", "2022"): "overdue", ("2", "2023"): "in_progress"}
+    quarterly = [k for k in owed if k[0] == "6"]
+    assert quarterly[0] == ("6", "2021-Q3") and quarterly[-1] == ("6", "2023-Q2")
+    standing = rows(models.obligations("T-A", effective_on=date(2030, 1, 1)), "lead")
+    assert standing[("3", None)]["status"] == "no_deadline"
+    assert standing[("3", None)]["days_overdue"] == 0
+    dormant = rows(models.obligations("T-C", effective_on=date(2030, 1, 1)), "lead")
+    assert dormant[("4", None)]["status"] == "not_due"
+    clock.set("2022-03-01 09:00")
+    ledger.trigger_deadline(OFFICE, small["4"], due_on=date(2022, 6, 30),
+                            basis="Thông tư 01/2022/TT-BNV")
+    models = caught_up(ledger)
+    triggered = rows(models.obligations("T-C", effective_on=date(2022, 7, 5)), "lead")
+    assert triggered[("4", "once")]["status"] == "overdue"
+    assert triggered[("4", "once")]["days_overdue"] == 5
+    # The group's members see the group's task; the group sees it too.
+    assert ("5", "once") in rows(models.obligations("T-A", effective_on=date(2021, 9, 1)),
+                                 "group_lead")
+    assert ("5", "once") in rows(models.obligations("T-G", effective_on=date(2021, 9, 1)),
+                                 "lead")
+    # Before the assignment there is nothing to owe.
+    assert models.obligations("T-A", effective_on=date(2021, 8, 1))["obligations"] == []
+
+
+def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock):
+    clock.set("2021-10-05 10:00")
+    ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 28),
+                             summary="Đã ban hành kế hoạch")
+    ledger.confirm_completion(OFFICE, small["1"])
+    models = caught_up(ledger)
+    then = models.obligations("T-A", as_of=datetime(2021, 10, 1, 17, tzinfo=LOCAL_TZ),
+                              include_closed=True)
+    assert then["effective_on"] == "2021-10-01"
+    assert rows(then, "lead")[("1", "once")]["status"] == "overdue"
+    known_now = models.obligations("T-A", effective_on=date(2021, 10, 1), include_closed=True)
+    assert rows(known_now, "lead")[("1", "once")]["status"] == "done_on_time"
+    assert known_now["as_of"]["basis"] == "everything folded so far"
+    assert then["as_of"]["basis"] == "recorded time"
+    # Open obligations only, by default: the completed one is gone.
+    assert ("1", "once") not in rows(models.obligations("T-A", effective_on=date(2021, 10, 1)))
+    # The directive's progress agrees, and an as-of position sees the state before.
+    summary = models.directive_summary("12/KH-UBND", effective_on=date(2021, 10, 1))
+    assert summary["counts"]["done_on_time"] == 1
+    before = ledger.recorder.max_notification_id() - 1
+    earlier = models.directive_summary("12/KH-UBND", as_of_position=before,
+                                       effective_on=date(2021, 10, 1))
+    assert "done_on_time" not in earlier["counts"]
+
+
+def test_a_merger_moves_open_obligations_to_the_successor_but_not_finished_ones(ledger, small,
+                                                                                clock):
+    clock.set("2021-09-20 10:00")
+    ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 20),
+                             summary="Xong")
+    ledger.confirm_completion(OFFICE, small["1"])
+    clock.set("2022-01-01 08:00")
+    ledger.merge_agency(OPERATOR, "T-A", "T-B", date(2022, 1, 1))
+    models = caught_up(ledger)
+    successor = rows(models.obligations("T-B", effective_on=date(2022, 2, 1),
+                                        include_closed=True))
+    assert successor[("3", None)]["via"] == "T-A"  # the standing task moved
+    # Done before the merger: it stays with T-A; T-B sees it only as its coordinator.
+    assert (successor[("1", "once")]["role"], successor[("1", "once")]["via"]) == (
+        "coordinating", None)
+    merged = models.obligations("T-A", effective_on=date(2022, 2, 1), include_closed=True)
+    assert merged["agency"]["status"] == "merged"
+    assert rows(merged, "lead")[("1", "once")]["status"] == "done_on_time"
+    counts = {a["agency"]: a for a in models.obligation_counts(
+        effective_on=date(2022, 2, 1))["agencies"]}
+    assert counts["T-A"]["counts"] == {"done_on_time": 1}
+
+
+def test_history_lists_every_event_with_the_state_before_and_after(ledger, small, clock):
+    clock.set("2021-09-01 09:00")
+    from domain.actors import SourceDocument
+
+    ctx = agency("T-A").__class__(agency("T-A").actor,
+                                  source_document=SourceDocument("15/BC-SA", date(2021, 9, 1)))
+    ledger.report_progress(ctx, small["1"], summary="Đã có dự thảo", percent=50)
+    ledger.request_extension(agency("T-A"), small["1"], requested_due=date(2021, 10, 31),
+                             reason="Chờ góp ý")
+    ledger.grant_extension(OFFICE, small["1"])
+    history = caught_up(ledger).history("task", "12/KH-UBND#1")
+    events = history["events"]
+    assert [e["type"] for e in events] == ["Task.Assigned", "Task.ProgressReported",
+                                           "Task.ExtensionRequested", "Task.ExtensionGranted"]
+    assert events[0]["state_before"] is None
+    for earlier, later in itertools.pairwise(events):
+        assert later["state_before"] == earlier["state_after"]
+    assert events[1]["actor"] == {"principal": "token:T-A", "role": "agency", "agency": "T-A"}
+    assert events[1]["source_document"] == {"number": "15/BC-SA", "issued_on": "2021-09-01"}
+    assert {"path": "/occurrences/once/due_on", "before": "2021-09-30",
+            "after": "2021-10-31"} in events[3]["changes"]
+    assert events[-1]["state_after"] == plain(state_of(ledger.task(small["1"])))
+    agency_history = caught_up(ledger).history("agency", "T-A")
+    assert [e["type"] for e in agency_history["events"]] == ["Agency.Registered"]
+    with pytest.raises(Exception, match="not a task"):
+        caught_up(ledger).history("task", str(ledger.agency("T-A").id))
+
+
+def test_read_your_writes_with_a_worker_that_wakes_on_new_events(ledger, small, store_url):
+    models = caught_up(ledger)
+    receipt = ledger.report_progress(agency("T-B"), small["2"], summary="Quý 3",
+                                     occurrence="2021")
+    status = {p["name"]: p for p in models.status()["projections"]}
+    assert all(p["lag"] == 1 for p in status.values())
+    assert models.wait_for(receipt.position, timeout=0) is False
+    stop = threading.Event()
+    # PostgreSQL: a NOTIFY must wake the worker (the poll is far longer than the wait below);
+    # SQLite has no notifications and is polled.
+    poll = 600.0 if store_url.startswith("postgres") else 0.05
+    worker_ledger = type(ledger)(store_url)
+    worker = threading.Thread(target=run_worker, args=(worker_ledger,),
+                              kwargs={"stop": stop, "poll": poll})
+    worker.start()
+    try:
+        assert models.wait_for(receipt.position, timeout=60) is True
+        later = ledger.report_progress(agency("T-B"), small["2"], summary="Quý 4",
+                                       occurrence="2021")
+        assert models.wait_for(later.position, timeout=60) is True
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+        worker_ledger.close()
+    assert {p["lag"] for p in models.status()["projections"]} == {0}
+
+
+def test_a_copy_built_by_other_code_is_refused_until_rebuilt(ledger, small):
+    models = caught_up(ledger)
+    db = Db(ledger)
+    with db.write() as cur:
+        cur.execute(f"UPDATE {db.name('proj_state')} SET fingerprint='old' WHERE "
+                    "name='obligations'")
+    with pytest.raises(OutdatedProjection, match="ledger rebuild obligations"):
+        models.obligations("T-A")
+    runner = Runner(ledger)
+    runner.catch_up()
+    assert runner.outdated == {"obligations"}
+    assert {p["name"]: p["outdated"] for p in models.status()["projections"]}["obligations"]
+    rebuild(ledger, ["obligations"], grace=0)
+    assert models.obligations("T-A")["agency"]["code"] == "T-A"

@@ -1,0 +1,90 @@
+"""Pieces of the read models that need no database: state diffs, row versioning, occurrences."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.deadlines import DeadlineContext, parse_deadline
+from domain.obligations import obligations_on
+from domain.rules import OccurrenceState, TaskStatus
+from projections.audit import apply_changes, changes, flatten, unflatten
+from projections.tables import PageWriter, TableSpec
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(alphabet="ab/~#.-1", max_size=4), inner, max_size=3),
+    max_leaves=12,
+)
+states = st.dictionaries(st.text(alphabet="abc_", min_size=1, max_size=4), json_value,
+                         min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=states, after=states)
+def test_changes_replayed_on_the_state_before_give_the_state_after(before, after):
+    flat_before, flat_after = flatten(before), flatten(after)
+    assert unflatten(flat_before) == before
+    delta = changes(flat_before, flat_after)
+    assert unflatten(apply_changes(flat_before, delta)) == after
+    assert (delta == []) == (before == after)
+
+
+def test_a_change_names_the_path_and_both_values():
+    delta = changes(flatten({"lead": "A", "occurrences": {}}),
+                    flatten({"lead": "B", "occurrences": {"2022": {"due": "2022-12-31"}}}))
+    assert {"path": "/lead", "before": "A", "after": "B"} in delta
+    assert {"path": "/occurrences/2022/due", "after": "2022-12-31"} in delta
+    assert {"path": "/occurrences", "before": {}} in delta
+
+
+SPEC = TableSpec("t", key=("k",), columns=("v",))
+
+
+def test_page_writer_closes_and_opens_row_versions():
+    writer = PageWriter([SPEC])
+    writer.diff({}, {"t": {("a",): (1,)}}, 10, "T10")  # created in this page
+    writer.diff({"t": {("a",): (1,)}}, {"t": {("a",): (2,)}}, 11, "T11")  # changed again
+    writer.diff({"t": {("b",): (7,)}}, {"t": {("b",): (7,)}}, 12, "T12")  # unchanged
+    writer.diff({"t": {("c",): (3,)}}, {}, 13, "T13")  # an older row removed
+    assert writer.inserts["t"] == [["a", 1, 10, 11, "T10", "T11"],
+                                   ["a", 2, 11, None, "T11", None]]
+    assert writer.closes["t"] == [(13, "T13", "c")]
+
+
+def test_recurring_obligations_one_per_occurrence_standing_and_dormant_ones():
+    context = DeadlineContext(date(2021, 8, 26), 2025)
+    yearly = parse_deadline("Hằng năm", context)
+    rows = obligations_on(yearly, assigned_on=date(2021, 8, 26), cancelled_on=None,
+                          occurrences={}, on=date(2023, 6, 1))
+    assert [(o.key, s) for o, s in rows] == [
+        ("2021", TaskStatus.OVERDUE), ("2022", TaskStatus.OVERDUE),
+        ("2023", TaskStatus.IN_PROGRESS)]
+    done = OccurrenceState("2022", date(2022, 12, 31), date(2022, 12, 31), date(2022, 12, 31),
+                           completed_on=date(2022, 12, 20))
+    rows = obligations_on(yearly, assigned_on=date(2021, 8, 26), cancelled_on=None,
+                          occurrences={"2022": done}, on=date(2023, 6, 1))
+    assert rows[1] == (done, TaskStatus.DONE_ON_TIME)
+    standing = parse_deadline("Thường xuyên", context)
+    assert obligations_on(standing, assigned_on=date(2021, 8, 26), cancelled_on=None,
+                          occurrences={}, on=date(2030, 1, 1)) == [(None, TaskStatus.NO_DEADLINE)]
+    dormant = parse_deadline("Sau khi có hướng dẫn của Bộ", context)
+    assert obligations_on(dormant, assigned_on=date(2021, 8, 26), cancelled_on=None,
+                          occurrences={}, on=date(2030, 1, 1)) == [(None, TaskStatus.NOT_DUE)]
+
+
+def test_the_one_pass_flattening_of_an_aggregate_equals_flattening_its_plain_state():
+    from domain.rules import Extension
+    from projections.audit import flat_state, state_of
+    from tests.unit.test_rules import at, make_task
+
+    task = make_task("Hằng năm", last_year=2025)
+    occ = task.occurrence("2022")
+    occ.extensions.append(Extension(date(2023, 1, 31), at("2022-12-28 10:00"), False))
+    task.progress.append({"occurrence": "2022", "reported_on": date(2022, 5, 1), "percent": 40,
+                          "summary": "a/b~#c", "reporter": None})
+    assert flat_state(task) == flatten(state_of(task))
