@@ -231,14 +231,21 @@ def worker(
                                help="Seconds between polls (PostgreSQL also wakes on NOTIFY)."),
     page_size: int = typer.Option(500, "--page-size", min=1, max=100_000),
     once: bool = typer.Option(False, "--once", help="Catch up once and exit."),
+    checkpoint_every: float = typer.Option(
+        300.0, "--checkpoint-every", min=0,
+        help="Sign a checkpoint of the hash chain this often (seconds) when a signing key is "
+             "available (LEDGER_SIGNING_KEY or ~/.config/chidao-ledger/signing-key.pem); "
+             "0 turns it off."),
     db: str | None = DB_OPTION,
 ) -> None:
-    """Keep the projections up to date with the ledger until interrupted (SIGINT/SIGTERM)."""
+    """Keep the projections up to date with the ledger until interrupted (SIGINT/SIGTERM);
+    also seal the hash chain with periodic signed checkpoints when it has a key."""
     with open_ledger(db) as ledger:
         if once:
             folded = Runner(ledger, page_size=page_size).catch_up()
             console.print(f"Folded {folded} events.")
             return
+        timer = _checkpoint_timer(ledger, checkpoint_every)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -258,8 +265,31 @@ def worker(
             warned.intersection_update(runner.outdated)
             warned.update(runner.outdated)
 
-        run_worker(ledger, stop=stop, poll=poll, page_size=page_size, on_progress=report)
+        try:
+            run_worker(ledger, stop=stop, poll=poll, page_size=page_size, on_progress=report)
+        finally:
+            if timer is not None:
+                timer.stop()
         err_console.print("ledger worker: stopped")
+
+
+def _checkpoint_timer(ledger, every: float):
+    """Periodic signed checkpoints (docs/integrity.md), if a signing key is available."""
+    from domain.integrity.keys import load_signing_key, signing_key_path
+    from domain.integrity.operations import CheckpointTimer
+
+    if every <= 0 or not signing_key_path().exists():
+        if every > 0:
+            err_console.print("ledger worker: no signing key, so no periodic checkpoints "
+                              "(create one with: ledger keys create)")
+        return None
+
+    def report(exc: Exception) -> None:
+        err_console.print(f"[red]checkpoint failed: {' '.join(str(exc).split())}[/]")
+
+    timer = CheckpointTimer(ledger, load_signing_key(), interval=every, on_error=report)
+    err_console.print(f"ledger worker: signing a checkpoint every {every:g}s when new events")
+    return timer.start()
 
 
 # -- obligations -----------------------------------------------------------------------------

@@ -25,6 +25,10 @@ def serve(
                                 help="Worker processes (each opens its own connection pool)."),
     db: str | None = DB_OPTION,
     log_level: str = typer.Option("info", help="debug, info, warning, error."),
+    with_worker: bool = typer.Option(
+        False, "--with-worker", envvar="LEDGER_API_EMBEDDED_WORKER",
+        help="Also keep the read models current inside this process (a single-machine "
+             "setup without `ledger worker`)."),
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs). Settings: LEDGER_API_* (see docs/api.md)."""
     import uvicorn
@@ -38,6 +42,7 @@ def serve(
     except StoreURLError as exc:
         fail(str(exc), EXIT_USAGE)
     os.environ["LEDGER_API_LOG_LEVEL"] = log_level
+    os.environ["LEDGER_API_EMBEDDED_WORKER"] = "true" if with_worker else "false"
     if store.dialect == "sqlite" and workers > 1:
         console.print("[yellow]note:[/] several workers on SQLite serialise on its write lock",
                       highlight=False)

@@ -10,6 +10,7 @@ FastAPI runs them in its thread pool. Only the SSE feed is async (it sleeps betw
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,6 +55,27 @@ the obligations they create, for agency systems.
 """
 
 
+class _EmbeddedWorker:
+    """The projection worker on a thread of the API process (``--with-worker``)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        from projections.runner import run_worker
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=run_worker, args=(ledger,), kwargs={"stop": self._stop, "poll": 0.5},
+            name="ledger-embedded-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _embedded_worker(ledger: Ledger) -> _EmbeddedWorker:
+    return _EmbeddedWorker(ledger)
+
+
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None,
                read_models: Any = _DEFAULT) -> FastAPI:
     settings = settings or Settings.from_env()
@@ -79,7 +101,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 idempotency=IdempotencyStore(tables),
                 read_models=models, metrics=metrics,
             )
-            yield
+            worker = _embedded_worker(the_ledger) if settings.embedded_worker else None
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.stop()
         finally:
             if own:
                 the_ledger.close()

@@ -201,6 +201,18 @@ def install(app: FastAPI, retry_after: int) -> None:
         return problem(request, 503, "store-error", "the ledger store failed; retry later",
                        headers={"Retry-After": str(retry_after)})
 
+    try:
+        from projections.runner import OutdatedProjection
+    except ImportError:  # pragma: no cover - projections are part of the package
+        OutdatedProjection = None
+
+    if OutdatedProjection is not None:
+        @app.exception_handler(OutdatedProjection)
+        async def _outdated(request: Request, exc: Exception):
+            return problem(request, 503, "read-models-outdated",
+                           f"{safe_text(str(exc))}; an operator must rebuild it",
+                           headers={"Retry-After": str(retry_after)})
+
     @app.exception_handler(StoreURLError)
     async def _url(request: Request, exc: StoreURLError):
         return problem(request, 503, "store-misconfigured", str(exc),

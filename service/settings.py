@@ -14,6 +14,7 @@
 | LEDGER_API_ACCESS_LOG | true | one JSON line per request |
 | LEDGER_API_GROUP_COMMIT | true | save concurrent commands in one transaction |
 | LEDGER_API_CACHE_SECONDS | 5 | reuse token and agency reads this long (see docs/api.md) |
+| LEDGER_API_EMBEDDED_WORKER | false | fold read models in-process (`serve --with-worker`) |
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Settings:
     access_log: bool = True
     group_commit: bool = True
     cache_seconds: float = 5.0
+    embedded_worker: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -84,6 +86,7 @@ class Settings:
             journal_max_limit=_int("LEDGER_API_JOURNAL_MAX_LIMIT", cls.journal_max_limit),
             group_commit=_bool("LEDGER_API_GROUP_COMMIT", cls.group_commit),
             cache_seconds=_float("LEDGER_API_CACHE_SECONDS", cls.cache_seconds),
+            embedded_worker=_bool("LEDGER_API_EMBEDDED_WORKER", cls.embedded_worker),
             log_level=os.environ.get("LEDGER_API_LOG_LEVEL", "info").strip().lower() or "info",
             access_log=_bool("LEDGER_API_ACCESS_LOG", True),
         )

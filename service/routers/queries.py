@@ -34,7 +34,7 @@ AsOf = Annotated[str | None, Query(max_length=40, examples=["2024-05-31"], descr
 MinPosition = Annotated[int | None, Query(ge=0, le=2**62, description=(
     "Wait until the read models have folded this position (from a write's response)."))]
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-_PERIOD = re.compile(r"^\d{4}(-(Q[1-4]|H[12]|\d{2}))?$")
+_PERIOD = re.compile(r"^\d{4}(-(Q[1-4]|H[12]))?$")
 
 
 def _as_of(value: str | None) -> datetime | None:
@@ -109,8 +109,8 @@ def obligations(
 def accountability(
     svc: ServicesDep, _: Reader,
     period: Annotated[str, Query(pattern=_PERIOD.pattern, examples=["2024", "2024-Q2"],
-                                 description="A year, quarter (2024-Q2), half (2024-H1) or "
-                                             "month (2024-05).")],
+                                 description="A year, a quarter (2024-Q2) or a half year "
+                                             "(2024-H1).")],
     agency: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,

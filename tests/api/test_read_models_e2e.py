@@ -1,0 +1,72 @@
+"""Writes over HTTP, then reads of the real read models with read-your-writes, on both
+stores, with the projection worker running inside the API process (--with-worker)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from domain.application import Ledger
+from service.app import create_app
+from service.settings import Settings
+from service.storage import ServiceTables
+from service.tokens import TokenStore
+from tests.behaviour.helpers import import_plan
+
+
+@pytest.fixture
+def served(store_url, clock):
+    ledger = Ledger(store_url, clock=clock)
+    import_plan(ledger)
+    tables = ServiceTables(ledger)
+    tables.create()
+    tokens = TokenStore(tables)
+    lead = tokens.create(role="agency", agency="QNG-STC")[0]
+    office = tokens.create(role="office", agency="QNG-VPUBND")[0]
+    ledger.close()
+    settings = Settings(database_url=store_url, embedded_worker=True, access_log=False,
+                        read_wait_seconds=20)
+    with TestClient(create_app(settings)) as client:
+        yield client, {"lead": lead, "office": office}
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_write_is_visible_in_obligations_and_history_at_its_position(served):
+    client, tokens = served
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=auth(tokens["lead"])).json()
+    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
+                                      headers=auth(tokens["lead"])).json()
+                if t["ordinal"] == "6.9")
+    written = client.post(f"/v1/tasks/{task['id']}/extension-requests",
+                          json={"requested_due": "2022-03-31", "reason": "Chờ ý kiến các sở"},
+                          headers=auth(tokens["lead"]))
+    assert written.status_code == 200, written.text
+    position = written.json()["position"]
+
+    owed = client.get("/v1/agencies/QNG-STC/obligations",
+                      params={"min_position": position, "effective_on": "2021-11-01"},
+                      headers=auth(tokens["office"]))
+    assert owed.status_code == 200, owed.text
+    data = owed.json()["data"]
+    assert data["as_of"]["position"] >= position
+    rows = [o for o in data["obligations"] if o["ordinal"] == "6.9"]
+    assert rows and rows[0]["extensions"]["pending_due"] == "2022-03-31"
+
+    history = client.get(f"/v1/history/task/{task['id']}", params={"min_position": position},
+                         headers=auth(tokens["office"]))
+    assert history.status_code == 200, history.text
+    events = history.json()["data"]["events"]
+    assert events[-1]["type"] == "Task.ExtensionRequested"
+    assert events[-1]["position"] == position
+
+    account = client.get("/v1/accountability", params={"period": "2021", "agency": "QNG-STC",
+                                                        "min_position": position},
+                         headers=auth(tokens["office"]))
+    assert account.status_code == 200, account.text
+    month = client.get("/v1/accountability", params={"period": "2021-05"},
+                       headers=auth(tokens["office"]))
+    assert month.status_code == 422
