@@ -255,6 +255,21 @@ class Server:
         return self.log_path.read_text("utf-8", errors="replace")
 
 
+class Worker(Server):
+    """`ledger worker` (the projection runner) in its own process group."""
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # closed by kill9()/stop()
+        self.process = subprocess.Popen(
+            [LEDGER, "worker", "--poll", "0.2", "--checkpoint-every", "0"],
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
 # -- the write load and its client-side log --------------------------------------------------
 
 

@@ -18,15 +18,10 @@ in a fresh schema of the server at --base-url and drops it afterwards.
 Figures printed: rounds, writes sent / acknowledged / in doubt at kills, how the doubtful
 ones resolved, restart-to-ready times, events stored, position gaps.
 
-TODO(projections, after `ledger worker` and `ledger rebuild` land):
-  1. Add ``Target("worker", lambda url: [LEDGER, "worker"])`` to ``targets()`` (LEDGER
-     from drills.common; start/kill it like ``Server`` does, in its own process group; it is then
-     killed in the rotation like the server; it must resume from its stored position).
-  2. In ``finish()``, after ``resolve_in_doubt``: start the worker, wait until its stored
-     position equals the journal head (``/readyz`` projections lag == 0), stop it, and
-     compute ``table_digest(url, <the projection tables>)``; then run ``ledger rebuild``
-     (into fresh tables or a fresh schema) and compare its digest: they must be equal.
-     ``table_digest`` below already digests any list of tables, order-independently.
+The projection worker is in the kill rotation too: each round kills either `ledger serve`
+(every worker process) or `ledger worker` at a random moment. At the end the worker catches
+up from wherever it was killed, and every projection table must equal a copy rebuilt from
+zero (compared by digests of every row and version).
 """
 
 from __future__ import annotations
@@ -45,6 +40,7 @@ from drills.common import (
     LoadLog,
     LoadRunner,
     Server,
+    Worker,
     fresh_schema,
     log,
     prepare_ledger,
@@ -65,9 +61,41 @@ class Target:
 
 
 def targets() -> list[Target]:
-    # TODO(projections): Target("worker", lambda url: [LEDGER, "worker"]) — see the module
-    # docstring for the check that then comes with it.
-    return [Target("serve")]
+    return [Target("serve"), Target("worker")]
+
+
+def projections_match_a_rebuild(url: str) -> list[str]:
+    """Catch the read models up, then compare every live table with a copy built from
+    zero beside it; the names of the tables that differ (empty: all equal)."""
+    from domain.application import Ledger
+    from projections import registry
+    from projections.db import Db
+    from projections.rebuild import build_copy, drop_generation
+    from projections.runner import Runner, all_projections
+    from projections.tables import table_digest
+
+    ledger = Ledger(url)
+    built: dict[str, int] = {}
+    try:
+        Runner(ledger).catch_up()
+        db = Db(ledger)
+        with db.read() as cur:
+            live = {n: g.generation for n, g in registry.live_generations(cur, db).items()}
+        for projection in all_projections():
+            built[projection.name] = build_copy(ledger, projection.name,
+                                                until=db.head_position())
+        differ = []
+        with db.read() as cur:
+            for projection in all_projections():
+                for spec in projection.tables:
+                    if (table_digest(cur, db, spec, live[projection.name])
+                            != table_digest(cur, db, spec, built[projection.name])):
+                        differ.append(spec.name)
+        return differ
+    finally:
+        for name, generation in built.items():
+            drop_generation(ledger, name, generation)
+        ledger.close()
 
 
 def table_digest(url: str, tables: list[str]) -> str:
@@ -109,31 +137,38 @@ class CrashDrill:
         prepared = prepare_ledger(self.url)
         rotation = targets()
         server = Server(self.url, workers=self.workers)
+        worker = Worker(self.url)
         log(f"crash drill: {self.rounds} rounds, {self.writers} writers, "
             f"{self.workers} server workers, kill after {self.min_up}-{self.max_up}s")
         for round_no in range(1, self.rounds + 1):
-            server.start()
-            self.ready_times.append(server.wait_ready())
+            if server.process is None:
+                server.start()
+                self.ready_times.append(server.wait_ready())
+            if not worker.running:
+                worker.start()
             runner = LoadRunner(server.base, prepared, self.load, writers=self.writers,
                                 seed=rng.randrange(2**32), run=f"r{round_no:04d}")
             runner.start()
             time.sleep(rng.uniform(self.min_up, self.max_up))
             victim = rng.choice(rotation)
             victim.kills += 1
-            server.kill9()  # with one target the victim is always the server
+            (server if victim.name == "serve" else worker).kill9()
             runner.stop()
             doubtful = len(self.load.in_doubt())
             log(f"  round {round_no:>3}: killed {victim.name}; acknowledged so far "
                 f"{len(self.load.acknowledged())}, in doubt {doubtful}")
         self.in_doubt_at_kills = len(self.load.in_doubt())
+        worker.kill9()
         return self.finish(server, rotation)
 
     def finish(self, server: Server, rotation: list[Target]) -> dict:
-        server.start()
+        if server.process is None:
+            server.start()
         server.wait_ready()
         doubtful = self.load.in_doubt()
         resolve_in_doubt(server.base, self.load)
         server.stop()
+        differing = projections_match_a_rebuild(self.url)
         replayed = sum(1 for o in doubtful if o.replayed)
         verdict = verify(self.url, self.load)
         figures = {
@@ -147,12 +182,16 @@ class CrashDrill:
                 and not o.replayed),
             "restart to ready (s), mean / max": (
                 f"{mean(self.ready_times):.2f} / {max(self.ready_times):.2f}"),
-            "failures": len(verdict.failures),
+            "projection tables equal to a rebuild": (
+                "all" if not differing else f"NOT: {', '.join(differing)}"),
+            "failures": len(verdict.failures) + len(differing),
         }
         print_figures("crash drill figures", figures)
         for failure in verdict.failures[:20]:
             log(f"  FAILURE: {failure}")
-        return {"figures": figures, "failures": verdict.failures}
+        failures = verdict.failures + [f"projection table {t} differs from a rebuild"
+                                       for t in differing]
+        return {"figures": figures, "failures": failures}
 
 
 def main(argv: list[str] | None = None) -> int:
