@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_http, bench_import, bench_store
+from benchmarks import bench_http, bench_import, bench_projections, bench_store
 from benchmarks.common import Row, fresh_schema
 
 SIZES = {
@@ -54,7 +54,7 @@ def main() -> None:
         return not args.only or name in args.only
 
     # One big store, filled by the bulk-import benchmark, is read by the store benchmarks.
-    on_store = [name for name in ("import", "verify") if wanted(name)]
+    on_store = [name for name in ("import", "verify", "rebuild") if wanted(name)]
     if on_store:
         with fresh_schema("main") as url:
             console.print(f"[dim]import: {sizes['import']:,} events...[/]")
@@ -63,6 +63,9 @@ def main() -> None:
             if wanted("verify"):
                 console.print("[dim]verify...[/]")
                 rows.extend(bench_store.verification(url))
+            if wanted("rebuild"):
+                console.print("[dim]rebuild...[/]")
+                rows.extend(bench_projections.rebuild_all(url))
     if wanted("http-writes"):
         console.print("[dim]http writes...[/]")
         rows.extend(bench_http.run_writes(sizes["http_events"], sizes["http_seconds"],
