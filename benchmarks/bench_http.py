@@ -190,3 +190,132 @@ def run_writes(events: int, seconds: float, clients: int = 64, workers: int = 2,
         f"{per_second:,.0f} cmd/s · p50 {p50:.1f} ms · p99 {p99:.1f} ms",
         f"{baseline:,.0f} events/s plain lib, one event per save", per_second / baseline,
         "≥ 1,000 cmd/s, p99 ≤ 50 ms", per_second >= 1000 and p99 <= 50, note)]
+
+
+def _catch_up(url: str) -> None:
+    from projections.runner import Runner
+
+    ledger = Ledger(url)
+    try:
+        Runner(ledger, page_size=5000).catch_up()
+    finally:
+        ledger.close()
+
+
+def run_reads(events: int, seconds: float, clients: int = 64, workers: int = 2,
+              seed: int = 7) -> list[Row]:
+    """Obligations of random agencies over HTTP, on a caught-up read model. Baseline in
+    the same run: GET /healthz, the floor of the HTTP stack (no store access)."""
+    with fresh_schema("reads") as url:
+        targets = populate(url, events, seed)
+        agencies = sorted({lead for _, lead in targets})
+        tokens = make_tokens(url, {agencies[0]})
+        _catch_up(url)
+        auth = {"Authorization": f"Bearer {tokens[agencies[0]]}"}
+
+        def obligations(rng: random.Random):
+            return "GET", f"/v1/agencies/{rng.choice(agencies)}/obligations", auth, None
+
+        def healthz(rng: random.Random):
+            return "GET", "/healthz", {}, None
+
+        with served(url, workers) as base:
+            asyncio.run(_load(base, obligations, clients, 2))  # warm caches and pools
+            _, floor_statuses, floor_elapsed = asyncio.run(
+                _load(base, healthz, clients, min(seconds, 10)))
+            latencies, statuses, elapsed = asyncio.run(
+                _load(base, obligations, clients, seconds))
+    ok = statuses.get(200, 0)
+    per_second = ok / elapsed
+    floor_rate = floor_statuses.get(200, 0) / floor_elapsed
+    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+    others = {s: n for s, n in statuses.items() if s != 200}
+    return [Row(
+        f"3. HTTP obligation reads, {clients} clients, {workers} workers",
+        f"{per_second:,.0f} req/s · p50 {p50:.1f} ms · p99 {p99:.1f} ms",
+        f"{floor_rate:,.0f} req/s GET /healthz (HTTP floor)", per_second / floor_rate,
+        "≥ 2,000 req/s, p99 ≤ 20 ms", per_second >= 2000 and p99 <= 20,
+        f"{ok:,} answers over {len(agencies)} agencies" + (f", other {others}" if others else ""))]
+
+
+def run_lag(events: int, seconds: float, writers: int = 16, workers: int = 2,
+            seed: int = 7) -> list[Row]:
+    """Commit→visible: while ``writers`` clients keep writing, a probe writes and polls
+    until the read models (folded by a separate `ledger worker`) have reached its
+    position. Baseline: the same probe polling the journal itself (when another connection
+    sees the committed event)."""
+    import psycopg
+
+    from domain.persistence.url import parse_store_url
+
+    with fresh_schema("lag") as url:
+        targets = populate(url, events, seed)
+        tokens = make_tokens(url, {lead for _, lead in targets})
+        _catch_up(url)
+        env = parse_store_url(url).env
+        schema = env["POSTGRES_SCHEMA"]
+        conn = psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+                               port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                               autocommit=True)
+        worker_log = tempfile.NamedTemporaryFile(prefix="ledger-worker-", delete=False)
+        worker = subprocess.Popen(
+            [LEDGER, "worker", "--poll", "1", "--checkpoint-every", "0"],
+            env={**os.environ, "LEDGER_DATABASE_URL": url}, stdout=worker_log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        lags, journal_lags = [], []
+        try:
+            with served(url, workers) as base:
+                def progress(rng: random.Random):
+                    task, lead = rng.choice(targets)
+                    return "POST", f"/v1/tasks/{task}/progress-reports", {
+                        "Authorization": f"Bearer {tokens[lead]}"}, {"summary": "tải nền"}
+
+                async def probe() -> None:
+                    import aiohttp
+
+                    rng = random.Random(seed)
+                    stop = time.perf_counter() + seconds
+                    async with aiohttp.ClientSession(base) as client:
+                        while time.perf_counter() < stop:
+                            task, lead = rng.choice(targets)
+                            async with client.post(
+                                    f"/v1/tasks/{task}/progress-reports",
+                                    json={"summary": "đo độ trễ"},
+                                    headers={"Authorization": f"Bearer {tokens[lead]}"}) as r:
+                                body = await r.json()
+                            if r.status != 200:
+                                continue
+                            position, written = body["position"], time.perf_counter()
+                            seen_journal = None
+                            while True:
+                                if seen_journal is None and conn.execute(
+                                        f'SELECT max(notification_id) FROM "{schema}".'
+                                        "ledger_events").fetchone()[0] >= position:
+                                    seen_journal = time.perf_counter() - written
+                                row = conn.execute(
+                                    f'SELECT min(position) FROM "{schema}".proj_state '
+                                    "WHERE state = 'live'").fetchone()
+                                if row[0] is not None and row[0] >= position:
+                                    lags.append(time.perf_counter() - written)
+                                    journal_lags.append(seen_journal or 0.0)
+                                    break
+                                await asyncio.sleep(0.002)
+                            await asyncio.sleep(0.05)
+
+                async def both() -> None:
+                    await asyncio.gather(_load(base, progress, writers, seconds), probe())
+
+                asyncio.run(both())
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+            worker_log.close()
+            os.unlink(worker_log.name)
+            conn.close()
+    p50, p99 = percentile(lags, 50) * 1000, percentile(lags, 99) * 1000
+    j99 = percentile(journal_lags, 99) * 1000
+    return [Row(
+        f"7. projection lag commit→visible, {writers} writers",
+        f"p50 {p50:.0f} ms · p99 {p99:.0f} ms ({len(lags)} probes)",
+        f"journal visible p99 {j99:.1f} ms", None, "p99 ≤ 200 ms", p99 <= 200,
+        "worker: separate `ledger worker` process (LISTEN/NOTIFY + poll)")]

@@ -70,6 +70,14 @@ def main() -> None:
         console.print("[dim]http writes...[/]")
         rows.extend(bench_http.run_writes(sizes["http_events"], sizes["http_seconds"],
                                           seed=args.seed))
+    if wanted("http-reads"):
+        console.print("[dim]http reads...[/]")
+        rows.extend(bench_http.run_reads(sizes["http_events"], sizes["http_seconds"],
+                                         seed=args.seed))
+    if wanted("lag"):
+        console.print("[dim]projection lag...[/]")
+        rows.extend(bench_http.run_lag(sizes["http_events"], sizes["http_seconds"],
+                                       seed=args.seed))
     table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
                         f"({'quick' if args.quick else 'full'}) — {machine()}")
     for column in ("benchmark", "ours", "baseline (same run)", "ratio", "target", "met"):

@@ -233,9 +233,11 @@ class ReadModels:
 
     def obligations(self, agency: str, *, as_of: datetime | None = None,
                     as_of_position: int | None = None, effective_on: date | None = None,
-                    include_closed: bool = False) -> dict[str, Any]:
+                    include_closed: bool = False,
+                    include_groups: bool = True) -> dict[str, Any]:
         """What ``agency`` owes on a day: tasks it leads or coordinates, those of agencies
-        merged into it (open ones move to the successor), and those of groups it belongs to."""
+        merged into it (open ones move to the successor), and (``include_groups``) those of
+        groups it belongs to ("Các sở, ban, ngành" coordinates thousands of tasks)."""
         day = self._day(as_of, effective_on)
 
         def read(cur: Cursor) -> dict[str, Any]:
@@ -250,7 +252,8 @@ class ReadModels:
                     via[code] = "successor"
             me = agencies[agency]
             for code, row in agencies.items():
-                if row["level"] == "group" and me["level"] in row["member_levels"]:
+                if (include_groups and row["level"] == "group"
+                        and me["level"] in row["member_levels"]):
                     via[code] = "group"
             via[agency] = "self"
             links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),

@@ -95,14 +95,29 @@ def obligations(
     effective_on: Annotated[QueryDay, Query(description=(
         "Effective-time axis: judge statuses on this day (default: today)."))] = None,
     min_position: MinPosition = None,
+    include_groups: Annotated[bool, Query(description=(
+        "Also the tasks of groups the agency belongs to (\"Các sở, ban, ngành\" "
+        "coordinate thousands of tasks)."))] = False,
+    include_closed: Annotated[bool, Query(description="Also obligations done or "
+                                          "cancelled.")] = False,
+    limit: Annotated[int, Query(ge=1, le=5000, description="At most this many obligations "
+                                "(counts cover them all).")] = 500,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ):
-    """What an agency owes: open tasks as lead or coordinator, due dates (effective and
-    original), status, days overdue, extensions."""
+    """What an agency owes: open tasks as lead or coordinator (and, if asked, as a member
+    of a group), due dates (effective and original), status, days overdue, extensions."""
     models = _read_models(svc, min_position)
     svc.ledger.agency(code)  # 404 for an unknown agency
     moment = _as_of(as_of)
-    data = models.obligations(code, as_of=moment, effective_on=effective_on)
-    return _answer({"agency": code, "as_of": moment, "effective_on": effective_on}, data)
+    data = models.obligations(code, as_of=moment, effective_on=effective_on,
+                              include_groups=include_groups, include_closed=include_closed)
+    if isinstance(data, dict) and isinstance(data.get("obligations"), list):
+        total = len(data["obligations"])
+        data = {**data, "obligations": data["obligations"][offset:offset + limit],
+                "page": {"offset": offset, "limit": limit, "total": total}}
+    return _answer({"agency": code, "as_of": moment, "effective_on": effective_on,
+                    "include_groups": include_groups or None,
+                    "include_closed": include_closed or None}, data)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

@@ -30,7 +30,8 @@ class FakeReadModels:
         self.position = 0
         self.calls: list[tuple[str, tuple, dict]] = []
 
-    def obligations(self, agency, *, as_of=None, effective_on=None):
+    def obligations(self, agency, *, as_of=None, effective_on=None, include_groups=True,
+                    include_closed=False):
         self.calls.append(("obligations", (agency,), {"as_of": as_of,
                                                       "effective_on": effective_on}))
         return [{"agency": agency, "task": "768/QĐ-UBND#6.9", "status": "overdue",

@@ -70,3 +70,23 @@ def test_a_write_is_visible_in_obligations_and_history_at_its_position(served):
     month = client.get("/v1/accountability", params={"period": "2021-05"},
                        headers=auth(tokens["office"]))
     assert month.status_code == 422
+
+
+def test_obligations_are_direct_by_default_with_groups_and_pages_on_request(served):
+    client, tokens = served
+    headers = auth(tokens["office"])
+    direct = client.get("/v1/agencies/QNG-STC/obligations",
+                        params={"effective_on": "2021-11-01", "min_position": 1},
+                        headers=headers).json()["data"]
+    roles = {o["role"] for o in direct["obligations"]}
+    assert roles <= {"lead", "coordinating"} and "lead" in roles
+    grouped = client.get("/v1/agencies/QNG-STC/obligations",
+                         params={"effective_on": "2021-11-01", "include_groups": "true"},
+                         headers=headers).json()["data"]
+    assert any(o["role"].startswith("group_") for o in grouped["obligations"])
+    assert grouped["page"]["total"] > direct["page"]["total"]
+    page = client.get("/v1/agencies/QNG-STC/obligations",
+                      params={"effective_on": "2021-11-01", "include_groups": "true",
+                              "limit": 3, "offset": 2}, headers=headers).json()["data"]
+    assert page["obligations"] == grouped["obligations"][2:5]
+    assert page["page"] == {"offset": 2, "limit": 3, "total": grouped["page"]["total"]}
