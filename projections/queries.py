@@ -185,6 +185,17 @@ class ReadModels:
 
     # -- status ------------------------------------------------------------------------------
 
+    def freshness(self, name: str) -> tuple[int, int] | None:
+        """(generation, position) of the live copy of projection ``name``: while it stays the
+        same, a query with the same arguments (and the same day) gives the same answer, so
+        callers may cache answers under it. None when there is no live copy."""
+
+        def read(cur: Cursor) -> tuple[int, int] | None:
+            gen = registry.live_generations(cur, self.db).get(name)
+            return (gen.generation, gen.position) if gen is not None else None
+
+        return self._read(read)
+
     def status(self) -> dict[str, Any]:
         """Position, ledger time and lag of every projection (and any rebuild under way)."""
         head = self.db.head_position()

@@ -8,7 +8,7 @@ token only becomes an ``Actor``. The HTTP layer itself enforces just two scopes:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -19,7 +19,7 @@ from domain.application import Ledger
 from domain.errors import NotPermitted
 from service.idempotency import IdempotencyStore, fingerprint
 from service.problems import ProblemError
-from service.read_models import ReadModelsPort
+from service.read_models import AnswerCache, ReadModelsPort
 from service.settings import Settings
 from service.storage import ServiceTables
 from service.tokens import TokenInfo, TokenStore
@@ -36,6 +36,8 @@ class Services:
     idempotency: IdempotencyStore
     read_models: ReadModelsPort | None
     metrics: Any
+    # Serialised read-model answers keyed by projection freshness (routers/queries.py).
+    answers: Any = field(default_factory=lambda: AnswerCache())
 
 
 def services(request: Request) -> Services:

@@ -12,12 +12,15 @@ UUIDs, objects with ``as_json()``), so the read models may return plain Python o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
 import structlog
 
 log = structlog.get_logger("service")
@@ -92,3 +95,29 @@ def projection_lag(status: Any, head: int) -> int | None:
     if not positions:
         return None
     return max(0, head - min(positions))
+
+
+class AnswerCache:
+    """Serialised answers of the read models, keyed by the query and the freshness of the
+    projection it reads ((generation, position) of the live copy): a new event or a rebuild
+    changes the key, so a stale answer is never served. Small and per process."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: tuple, compute: Callable[[], dict[str, Any]]) -> bytes:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        body = orjson.dumps(compute())
+        with self._lock:
+            self._items[key] = body
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return body
+
+

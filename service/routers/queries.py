@@ -13,11 +13,14 @@ statuses are judged on ("what was overdue on 31/5 as we know it today").
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
@@ -85,6 +88,25 @@ def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
             "data": jsonable(data)}
 
 
+
+
+def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
+             compute: Callable[[], dict[str, Any]]) -> Response:
+    """The answer as JSON bytes, from the cache when the projection has not moved. The day
+    statuses are judged on is part of ``key`` (a default of 'today' changes at midnight)."""
+    freshness = getattr(models, "freshness", None)
+    token = freshness(projection) if freshness is not None else None
+    if token is None:
+        body = orjson.dumps(compute())
+    else:
+        body = svc.answers.get_or_compute((projection, token, *key), compute)
+    return Response(content=body, media_type="application/json")
+
+
+def _today(svc: Services) -> date:
+    return local_date(svc.ledger.clock())
+
+
 @router.get("/agencies/{code}/obligations", response_model=QueryResult, responses=READ_ERRORS,
             tags=["queries"])
 def obligations(
@@ -109,15 +131,21 @@ def obligations(
     models = _read_models(svc, min_position)
     svc.ledger.agency(code)  # 404 for an unknown agency
     moment = _as_of(as_of)
-    data = models.obligations(code, as_of=moment, effective_on=effective_on,
-                              include_groups=include_groups, include_closed=include_closed)
-    if isinstance(data, dict) and isinstance(data.get("obligations"), list):
-        total = len(data["obligations"])
-        data = {**data, "obligations": data["obligations"][offset:offset + limit],
-                "page": {"offset": offset, "limit": limit, "total": total}}
-    return _answer({"agency": code, "as_of": moment, "effective_on": effective_on,
-                    "include_groups": include_groups or None,
-                    "include_closed": include_closed or None}, data)
+
+    def compute() -> dict[str, Any]:
+        data = models.obligations(code, as_of=moment, effective_on=effective_on,
+                                  include_groups=include_groups, include_closed=include_closed)
+        if isinstance(data, dict) and isinstance(data.get("obligations"), list):
+            total = len(data["obligations"])
+            data = {**data, "obligations": data["obligations"][offset:offset + limit],
+                    "page": {"offset": offset, "limit": limit, "total": total}}
+        return _answer({"agency": code, "as_of": moment, "effective_on": effective_on,
+                        "include_groups": include_groups or None,
+                        "include_closed": include_closed or None}, data)
+
+    key = ("obligations", code, moment, effective_on or _today(svc), include_groups,
+           include_closed, limit, offset)
+    return _respond(svc, models, "obligations", key, compute)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

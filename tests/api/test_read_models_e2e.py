@@ -90,3 +90,26 @@ def test_obligations_are_direct_by_default_with_groups_and_pages_on_request(serv
                               "limit": 3, "offset": 2}, headers=headers).json()["data"]
     assert page["obligations"] == grouped["obligations"][2:5]
     assert page["page"] == {"offset": 2, "limit": 3, "total": grouped["page"]["total"]}
+
+
+def test_cached_answers_never_outlive_a_new_event(served):
+    client, tokens = served
+    office = auth(tokens["office"])
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=office).json()
+    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
+                                      headers=office).json() if t["ordinal"] == "6.10")
+    params = {"effective_on": "2021-11-01", "min_position": 1}
+
+    def row():
+        answer = client.get("/v1/agencies/QNG-STC/obligations", params=params, headers=office)
+        return next(o for o in answer.json()["data"]["obligations"] if o["ordinal"] == "6.10")
+
+    first, again = row(), row()
+    assert first == again and first["extensions"]["requested"] == 0
+    written = client.post(f"/v1/tasks/{task['id']}/extension-requests",
+                          json={"requested_due": "2022-02-28", "reason": "Chờ số liệu"},
+                          headers=auth(tokens["lead"]))
+    assert written.status_code == 200, written.text
+    params["min_position"] = written.json()["position"]
+    assert row()["extensions"]["requested"] == 1
