@@ -6,9 +6,9 @@ timeout, POSTGRES_CONNECT_TIMEOUT) and the library retries each call ten times, 
 HTTP request could hang for close to a minute before its 503. With it, the first failure
 opens the breaker; while open, each connection request probes the server directly (a bare
 connect with a short timeout, at most once per ``probe_interval``; other callers fail at
-once) instead of waiting on the pool. A successful probe closes the breaker, and pooled
-connections broken by the outage are discarded by the pool's pre-ping check
-(``pre_ping``, on by default in domain/persistence/url.py).
+once) instead of waiting on the pool. A successful probe closes the breaker and has the
+pool check its idle connections once, discarding those the outage broke (cheaper than a
+check query before every use, ``pre_ping``, which is off by default).
 
 Any OperationalError or InterfaceError opens the breaker (a lock timeout too): the probe,
 not the error, decides whether the server is reachable, so a wrong guess costs one probe.
@@ -69,9 +69,16 @@ class StoreBreaker:
             self.last_probe = now
             if not self._probe():
                 raise OperationalError("the database is unreachable (probe failed)")
+            self._discard_broken_connections()
             self.open_since = None
         finally:
             self._lock.release()
+
+    def _discard_broken_connections(self) -> None:
+        try:
+            self.datastore.pool.check()  # psycopg_pool: test idle connections, replace bad ones
+        except Exception:  # the next failure trips the breaker again anyway
+            pass
 
     def trip(self) -> None:
         if self.open_since is None:
