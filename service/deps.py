@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from domain.actors import Role
 from domain.application import Ledger
@@ -40,14 +41,18 @@ class Services:
     answers: Any = field(default_factory=lambda: AnswerCache())
 
 
-def services(request: Request) -> Services:
+# Dependencies are ``async def`` when they do no blocking I/O: FastAPI runs each sync
+# dependency on the thread pool, a hop per dependency per request.
+
+
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `ledger token create`.")
 
 
-def current_token(
+async def current_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenInfo:
@@ -56,7 +61,11 @@ def current_token(
                            "send 'Authorization: Bearer <token>' (create one with "
                            "'ledger token create')",
                            headers={"WWW-Authenticate": 'Bearer realm="chidao-ledger"'})
-    info = request.app.state.services.tokens.authenticate(credentials.credentials.strip())
+    tokens = request.app.state.services.tokens
+    bearer = credentials.credentials.strip()
+    known, info = tokens.cached(bearer)
+    if not known:  # reads the tokens table: off the event loop
+        info = await run_in_threadpool(tokens.authenticate, bearer)
     if info is None:
         raise ProblemError(401, "invalid-token",
                            "the bearer token is unknown, expired or revoked",
@@ -67,12 +76,12 @@ def current_token(
     return info
 
 
-def reader(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
+async def reader(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
     """Scope ``read``: every role reads the whole ledger (the ledger is evidence)."""
     return token
 
 
-def admin(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
+async def admin(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
     if token.role is not Role.ADMIN:
         raise NotPermitted(f"token administration needs the admin role, not {token.role.value}",
                            scope="admin")
@@ -91,7 +100,7 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[str | None, Header(
         alias="If-Match",
         description='The ETag of the entity as read (e.g. "3"): the write is refused with 412 '

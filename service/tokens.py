@@ -157,6 +157,18 @@ class TokenStore:
         self._cache.clear()
         return self.get(token_id)
 
+    def cached(self, bearer: str) -> tuple[bool, TokenInfo | None]:
+        """(True, answer) when ``authenticate`` can answer without the store (a malformed
+        bearer, or a cache hit); (False, None) when it would have to read the table."""
+        if not _TOKEN.match(bearer):
+            return True, None
+        if self._cache_seconds > 0:
+            hit = self._cache.get(_hash(bearer))
+            if hit is not None and hit[0] > monotonic():
+                info = hit[1]
+                return True, info if info is not None and info.active(self.clock()) else None
+        return False, None
+
     def authenticate(self, bearer: str) -> TokenInfo | None:
         """The token's record if the bearer string is a valid, unexpired, unrevoked token."""
         match = _TOKEN.match(bearer)
