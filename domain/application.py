@@ -16,11 +16,12 @@ from time import monotonic
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import JSONTranscoder, RecordConflictError
 
 from domain.actors import CommandContext
 from domain.agency import Agency, AgencyLevel, AgencyStatus
+from domain.base import LedgerAggregate
 from domain.clock import Clock, local_date, utc_now
 from domain.deadlines import DeadlineContext, parse_deadline
 from domain.directive import Directive
@@ -105,6 +106,25 @@ class Ledger(Application):
         if getattr(self, "_committer", None) is not None:
             self._committer.close()
         super().close()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
+        """The library's save, without its runtime Protocol checks for our own classes
+        (``isinstance`` against a Protocol re-reads the protocol's attributes on every call
+        in Python 3.11: a tenth of a bulk import went there)."""
+        processing = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, LedgerAggregate):
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+            elif isinstance(obj, LedgerAggregate.Event):
+                processing.events.append(obj)
+            elif obj is not None:
+                processing.collect_events(obj)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -106,6 +106,10 @@ class ChainStore:
             f"INSERT INTO {self.chain} (position, originator_id, originator_version, hash) "
             "VALUES (%s, %s, %s, %s)"
         )
+        self._insert_chain_arrays = (
+            f"INSERT INTO {self.chain} (position, originator_id, originator_version, hash) "
+            "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bytea[])"
+        )
         self._select_head = (f"SELECT position, hash FROM {self.chain} "
                              "ORDER BY position DESC LIMIT 1")
         self._select_events = (
@@ -200,7 +204,7 @@ class ChainStore:
                 oid = originator_id_text(oid)
                 previous = chain_hash(previous, position, oid, version, topic, state)
                 entries.append((position, oid, version, previous))
-            tx.executemany(self._insert_chain, entries)
+            self._insert_entries(tx, entries)
             start = rows[-1][0]
 
     # -- the write path ------------------------------------------------------------------------
@@ -230,7 +234,14 @@ class ChainStore:
         for position, oid, version, topic, state in rows:
             previous = chain_hash(previous, position, oid, version, topic, state)
             entries.append((position, oid, version, previous))
-        tx.executemany(self._insert_chain, entries)
+        self._insert_entries(tx, entries)
+
+    def _insert_entries(self, tx: Tx, entries: list[tuple[int, str, int, bytes]]) -> None:
+        if tx.dialect == "postgres":  # one statement for the batch, not one per row
+            positions, oids, versions, hashes = (list(c) for c in zip(*entries, strict=True))
+            tx.execute(self._insert_chain_arrays, (positions, oids, versions, hashes))
+        else:
+            tx.executemany(self._insert_chain, entries)
 
     def insert_checkpoint(self, tx: Tx, checkpoint: Checkpoint) -> None:
         tx.execute(

@@ -80,6 +80,34 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     exceptions inside the transaction block to keep psycopg's pipeline quiet, which would
     commit the events if a hook failed after the insert."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Four plain arrays, sent in binary, instead of the library's array of composite
+        # values: psycopg escapes each composite (and each text array element) with regular
+        # expressions in Python, which was a fifth of a bulk import's time.
+        self._insert_arrays_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=SQL(self.datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_arrays_statement,
+            ([s.originator_id for s in stored_events],
+             [s.originator_version for s in stored_events],
+             [s.topic for s in stored_events],
+             [s.state for s in stored_events]),
+            prepare=True,
+        )
+
     def create_table(self) -> None:
         """Create the schema if missing (the library assumes it exists; a fresh database, as
         in the compose deployment, has only ``public``), then the library's tables. Processes
