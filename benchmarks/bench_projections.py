@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.bench_store import raw_select_decode
-from benchmarks.common import Row, rate
+from benchmarks.common import Row, percentile, rate
 from domain.application import Ledger
+from projections.queries import ReadModels
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 
@@ -43,3 +46,56 @@ def rebuild_all(url: str) -> list[Row]:
                 f"peak RSS {rss_mb:.0f} MB", f"{rate(n_raw, s_raw)} raw select+decode",
                 ours / raw, "≥ 0.6× raw; 1M in < 40 s; RSS < 500 MB",
                 ours / raw >= 0.6 and rss_mb < 500 and (n_raw < 1_000_000 or seconds < 40))]
+
+
+def _event_at(ledger: Ledger, position: int) -> Any:
+    notification = ledger.recorder.select_notifications(start=position, limit=1)[0]
+    return ledger.mapper.to_domain_event(notification)
+
+
+def _replay_until(ledger: Ledger, stop: int, page: int = 5000) -> float:
+    """The floor of answering "as of T" without read models: select and decode every event
+    up to T's position (folding them would only add to it)."""
+    started = time.perf_counter()
+    start = 0
+    while start < stop:
+        batch = ledger.recorder.select_notifications(start=start, limit=min(page, stop - start),
+                                                     inclusive_of_start=False)
+        if not batch:
+            break
+        for notification in batch:
+            ledger.mapper.to_domain_event(notification)
+        start = batch[-1].id
+    return time.perf_counter() - started
+
+
+def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7) -> list[Row]:
+    """Benchmark 5: "what did agency A owe as of T?" on the rebuilt read models, for random
+    lead agencies and random moments T in the second half of the ledger's history, against
+    replaying the journal up to T (select+decode only, a floor under a real replay)."""
+    rng = random.Random(seed)
+    ledger = Ledger(url)
+    try:
+        models = ReadModels(ledger)
+        last = ledger.recorder.max_notification_id() or 0
+        agencies = [row["agency"] for row in models.obligation_counts()["agencies"]]
+        positions = [rng.randint(last // 2, last) for _ in range(queries)]
+        moments = {p: _event_at(ledger, p).timestamp for p in set(positions)}
+        models.obligations(rng.choice(agencies), as_of=moments[positions[0]])  # warm up
+        latencies, rows = [], 0
+        for p in positions:
+            started = time.perf_counter()
+            answer = models.obligations(rng.choice(agencies), as_of=moments[p],
+                                        include_groups=False)  # as over HTTP by default
+            latencies.append(time.perf_counter() - started)
+            rows += len(answer["obligations"])
+        replay = sorted(_replay_until(ledger, p) for p in positions[:replays])
+    finally:
+        ledger.close()
+    p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
+    replay_ms = replay[len(replay) // 2] * 1000
+    return [Row("5. as-of obligations query",
+                f"p50 {p50:.1f} ms · p95 {p95:.1f} ms ({queries} queries, "
+                f"{rows / queries:.0f} rows each)",
+                f"replay up to T: median {replay_ms:,.0f} ms", replay_ms / p95,
+                "p95 ≤ 20 ms; ≥ 100× faster than replay", p95 <= 20 and replay_ms / p95 >= 100)]

@@ -26,6 +26,7 @@ from rich.table import Table
 from benchmarks import bench_http, bench_import, bench_projections, bench_store
 from benchmarks.common import Row, fresh_schema
 
+BENCHMARKS = ("import", "http-writes", "http-reads", "rebuild", "as-of", "verify", "lag")
 SIZES = {
     "quick": {"import": 30_000, "import_baseline": 10_000, "http_events": 20_000,
               "http_seconds": 10},
@@ -39,10 +40,21 @@ def machine() -> str:
     return f"{platform.node()} · {cpus} CPU · Python {platform.python_version()}"
 
 
+def in_issue_order(rows: list[Row]) -> list[Row]:
+    """Sort by the benchmark's number; an unnumbered row stays under the one above it."""
+    keys, number = [], 0
+    for index, row in enumerate(rows):
+        head = row.benchmark.strip().split(".")[0]
+        number = int(head) if head.isdigit() else number
+        keys.append((number, index))
+    return [row for _, row in sorted(zip(keys, rows, strict=True), key=lambda kr: kr[0])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (under 5 minutes)")
-    parser.add_argument("--only", action="append", default=[], help="run only these")
+    parser.add_argument("--only", action="append", default=[], choices=BENCHMARKS,
+                        help="run only this one (repeatable)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sizes = SIZES["quick" if args.quick else "full"]
@@ -54,7 +66,7 @@ def main() -> None:
         return not args.only or name in args.only
 
     # One big store, filled by the bulk-import benchmark, is read by the store benchmarks.
-    on_store = [name for name in ("import", "verify", "rebuild") if wanted(name)]
+    on_store = [name for name in ("import", "verify", "rebuild", "as-of") if wanted(name)]
     if on_store:
         with fresh_schema("main") as url:
             console.print(f"[dim]import: {sizes['import']:,} events...[/]")
@@ -63,9 +75,14 @@ def main() -> None:
             if wanted("verify"):
                 console.print("[dim]verify...[/]")
                 rows.extend(bench_store.verification(url))
-            if wanted("rebuild"):
+            if wanted("rebuild") or wanted("as-of"):
                 console.print("[dim]rebuild...[/]")
-                rows.extend(bench_projections.rebuild_all(url))
+                rebuilt = bench_projections.rebuild_all(url)
+                if wanted("rebuild"):
+                    rows.extend(rebuilt)
+            if wanted("as-of"):
+                console.print("[dim]as-of queries...[/]")
+                rows.extend(bench_projections.as_of_query(url, seed=args.seed))
     if wanted("http-writes"):
         console.print("[dim]http writes...[/]")
         rows.extend(bench_http.run_writes(sizes["http_events"], sizes["http_seconds"],
@@ -78,6 +95,7 @@ def main() -> None:
         console.print("[dim]projection lag...[/]")
         rows.extend(bench_http.run_lag(sizes["http_events"], sizes["http_seconds"],
                                        seed=args.seed))
+    rows = in_issue_order(rows)
     table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
                         f"({'quick' if args.quick else 'full'}) — {machine()}")
     for column in ("benchmark", "ours", "baseline (same run)", "ratio", "target", "met"):
