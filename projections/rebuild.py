@@ -102,6 +102,8 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
         runner.catch_up(progress=progress)
+        for projection in projections:
+            analyze_tables(db, projection, claimed[projection.name])
         result = _switch(db, runner, projections, claimed)
     except BaseException:
         with db.write() as cur:
@@ -124,6 +126,17 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
                 drop_tables(cur, db, projection, old)
                 registry.delete_generation(cur, db, projection.name, old)
     return result
+
+
+def analyze_tables(db: Db, projection: Projection, generation: int) -> None:
+    """Gather planner statistics on a freshly loaded generation before readers see it.
+
+    Without them PostgreSQL plans the first queries on guesses (a few hundred rows per table)
+    and scans whole tables instead of using their keys: on a 1M-event ledger an agency's
+    obligations took 3–5 s instead of 0.5–0.8 s until autovacuum came round."""
+    with db.write() as cur:
+        for spec in projection.tables:
+            cur.execute(f"ANALYZE {db.name(spec.physical(generation))}")
 
 
 def _switch(db: Db, runner: Runner, projections: Sequence[Projection],
