@@ -5,7 +5,7 @@ check that every acknowledged write is in the store, exactly once.
     python -m drills.crash --rounds 200         # long mode
     python -m drills.crash --base-url postgresql://postgres@127.0.0.1:5432/ledger_test
 
-Each round starts the targets (today: `ledger serve` with several workers), runs writers
+Each round starts the targets (`ledger serve` with several workers and `ledger worker`), runs writers
 (progress reports and directives with three tasks, each with an Idempotency-Key) against
 it, and after a random time kill -9s a randomly chosen target's whole process group. The
 client logs every acknowledged write (key, positions, entity, version). Writes cut off by
