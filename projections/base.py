@@ -21,6 +21,8 @@ from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID
 
+import orjson
+
 from domain.deadlines import Deadline
 from domain.persistence.transcodings import DeadlineAsDict
 from projections.tables import Key, Rows, TableSpec, Values, dumps
@@ -47,6 +49,9 @@ class Projection:
     tables: ClassVar[tuple[TableSpec, ...]]
     entity_types: ClassVar[frozenset[str]] = frozenset({"Task", "Agency", "Directive"})
     title: ClassVar[str] = ""
+    # A stateless projection only indexes events: ``log_rows`` maps each event to rows on its
+    # own, so the runner keeps no entity state for it (no aggregate, cache, reload or render).
+    stateless: ClassVar[bool] = False
 
     def fingerprint(self) -> str:
         text = f"{self.name}:v{self.version}:" + ";".join(t.describe() for t in self.tables)
@@ -76,6 +81,10 @@ class Projection:
 
     def render(self, state: EntityState) -> Rows:
         return {}
+
+    def log_rows(self, event: Any, position: int, ledger_time: str | None) -> list[LogRow]:
+        """A stateless projection's rows for one event."""
+        raise NotImplementedError
 
 
 class EntityCache:
@@ -129,6 +138,34 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
     return str(value)
+
+
+_PLAIN_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+                  | orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _plain_default(value: Any) -> Any:
+    """orjson's hook for what it does not serialise itself the way ``plain`` does."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Deadline):
+        return _DEADLINE.encode(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def dumps_plain(value: Any) -> str:
+    """``dumps(plain(value))`` without building the plain copy first: orjson walks the value
+    and calls back only for dates, dataclasses and the like. Strings, numbers, enums, UUIDs,
+    lists, tuples and str-keyed dicts it writes itself exactly as ``plain`` would have them
+    written; anything else it refuses (e.g. a dict with non-str keys) takes the slow path."""
+    try:
+        return orjson.dumps(value, default=_plain_default, option=_PLAIN_OPTIONS).decode()
+    except TypeError:
+        return dumps(plain(value))
 
 
 @functools.lru_cache(maxsize=4096)

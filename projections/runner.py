@@ -130,30 +130,36 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
 def load_histories(db: Db, ids: Sequence[UUID], upto: int) -> dict[UUID, list[tuple[int, Any]]]:
     """Every event of the given entities up to a position, with positions, in one query per
     500 entities (the library's ``select_events`` does not return positions)."""
+    with db.read() as cur:
+        return select_histories(cur, db, ids, upto)
+
+
+def select_histories(cur: Any, db: Db, ids: Sequence[UUID], upto: int
+                     ) -> dict[UUID, list[tuple[int, Any]]]:
+    """``load_histories`` inside the caller's read transaction."""
     out: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
     mapper = db.ledger.mapper
-    with db.read() as cur:
-        for chunk in chunks(list(ids), 500):
-            if db.dialect == "postgres":
-                cur.execute(
-                    f"SELECT notification_id, originator_id, originator_version, topic, state "
-                    f"FROM {db.events_table} WHERE originator_id = ANY(%s) AND "
-                    "notification_id <= %s ORDER BY originator_id, originator_version",
-                    (chunk, upto),
-                )
-            else:
-                marks = ", ".join(["%s"] * len(chunk))
-                cur.execute(
-                    f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-                    f"{db.events_table} WHERE originator_id IN ({marks}) AND rowid <= %s "
-                    "ORDER BY originator_id, originator_version",
-                    (*[i.hex for i in chunk], upto),
-                )
-            for position, oid, version, topic, state in cur.fetchall():
-                uid = oid if isinstance(oid, UUID) else UUID(oid)
-                note = Notification(id=position, originator_id=uid, originator_version=version,
-                                    topic=topic, state=bytes(state))
-                out[uid].append((position, mapper.to_domain_event(note)))
+    for chunk in chunks(list(ids), 500):
+        if db.dialect == "postgres":
+            cur.execute(
+                f"SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {db.events_table} WHERE originator_id = ANY(%s) AND "
+                "notification_id <= %s ORDER BY originator_id, originator_version",
+                (chunk, upto),
+            )
+        else:
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                f"{db.events_table} WHERE originator_id IN ({marks}) AND rowid <= %s "
+                "ORDER BY originator_id, originator_version",
+                (*[i.hex for i in chunk], upto),
+            )
+        for position, oid, version, topic, state in cur.fetchall():
+            uid = oid if isinstance(oid, UUID) else UUID(oid)
+            note = Notification(id=position, originator_id=uid, originator_version=version,
+                                topic=topic, state=bytes(state))
+            out[uid].append((position, mapper.to_domain_event(note)))
     return out
 
 
@@ -189,6 +195,12 @@ def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
     relevant = [(p, e, t) for p, e, t in page
                 if e is not None and entity_type(e) in projection.entity_types]
     working: dict[UUID, EntityState] = {}
+    if projection.stateless:
+        writer = PageWriter(projection.tables)
+        for position, event, time_text in relevant:
+            for table, key, values in projection.log_rows(event, position, time_text):
+                writer.append(table, key, values, position, time_text)
+        return writer, working
     missing: dict[UUID, int] = {}
     seen: set[UUID] = set()
     for _, event, _ in relevant:

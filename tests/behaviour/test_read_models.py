@@ -11,12 +11,13 @@ import pytest
 
 from domain.clock import LOCAL_TZ
 from domain.ids import task_id
-from projections.audit import state_of
+from projections.audit import changes, flat_state, state_of, unflatten
 from projections.base import plain
 from projections.db import Db
 from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.runner import OutdatedProjection, Runner, run_worker
+from projections.tables import dumps, loads
 from tests.behaviour.helpers import OPERATOR, agency
 from tests.behaviour.projection_helpers import T_OFFICE as OFFICE
 from tests.behaviour.projection_helpers import issue_small
@@ -141,6 +142,32 @@ def test_history_lists_every_event_with_the_state_before_and_after(ledger, small
     assert [e["type"] for e in agency_history["events"]] == ["Agency.Registered"]
     with pytest.raises(Exception, match="not a task"):
         caught_up(ledger).history("task", str(ledger.agency("T-A").id))
+
+
+def test_history_changes_are_the_diffs_of_the_entity_folded_to_each_version(ledger, small,
+                                                                            clock):
+    """The audit rows store no diffs: the query folds the entity. Its changes and states must be
+    what version 1 of the projection stored, the diff of the flattened aggregate at versions
+    v-1 and v (as JSON), and states as of a position must stop at that position."""
+    clock.set("2021-09-01 09:00")
+    ledger.report_progress(agency("T-A"), small["1"], summary="a/b~#c", percent=50)
+    ledger.request_extension(agency("T-A"), small["1"], requested_due=date(2021, 10, 31),
+                             reason="Chờ góp ý")
+    ledger.grant_extension(OFFICE, small["1"])
+    ledger.appoint_head(OPERATOR, "T-A", "Nguyễn Văn An", "Giám đốc", date(2021, 9, 1))
+    models = caught_up(ledger)
+    for kind, entity, uid in (("task", "12/KH-UBND#1", small["1"]),
+                              ("agency", "T-A", ledger.agency("T-A").id)):
+        events = models.history(kind, entity)["events"]
+        flat_before: dict = {}
+        for version, event in enumerate(events, start=1):
+            flat_after = flat_state(ledger.repository.get(uid, version=version))
+            assert event["changes"] == loads(dumps(changes(flat_before, flat_after)))
+            assert event["state_after"] == loads(dumps(unflatten(flat_after)))
+            flat_before = flat_after
+        cut = events[-2]["position"]
+        earlier = models.history(kind, entity, as_of_position=cut)["events"]
+        assert earlier == [e for e in events if e["position"] <= cut]
 
 
 def test_read_your_writes_with_a_worker_that_wakes_on_new_events(ledger, small, store_url):
