@@ -149,7 +149,7 @@ def _plain_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Deadline):
-        return _DEADLINE.encode(value)
+        return orjson.Fragment(deadline_json(value))  # sorted-key text, written as it is
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, set | frozenset):
