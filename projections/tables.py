@@ -77,7 +77,9 @@ class TableSpec:
                 f"int={','.join(sorted(self.int_columns))};"
                 f"idx={'|'.join(','.join(i) for i in self.indexes)})")
 
-    def ddl(self, db: Db, generation: int) -> list[str]:
+    def ddl(self, db: Db, generation: int, *, indexes: bool = True) -> list[str]:
+        """CREATE TABLE (with its primary key, which closing a row version looks up) and,
+        unless ``indexes=False``, its secondary indexes (``index_ddl``)."""
         table = self.physical(generation)
         name = db.name(table)
 
@@ -92,10 +94,13 @@ class TableSpec:
             f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
             f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
         ]
-        for i, cols in enumerate(self.indexes):
-            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} "
-                              f"({', '.join(cols)})")
-        return statements
+        return statements + (self.index_ddl(db, generation) if indexes else [])
+
+    def index_ddl(self, db: Db, generation: int) -> list[str]:
+        table = self.physical(generation)
+        name = db.name(table)
+        return [f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} ({', '.join(cols)})"
+                for i, cols in enumerate(self.indexes)]
 
 
 def valid_at(mode: str, alias: str = "") -> str:
