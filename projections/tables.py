@@ -144,19 +144,24 @@ class PageWriter:
         rows.append([*key, *values, position, None, time, None])
 
     def diff(self, before: Rows, after: Rows, position: int, time: str) -> None:
-        for table in before.keys() | after.keys():
-            old = before.get(table, {})
-            new = after.get(table, {})
+        empty: dict[Key, Values] = {}
+        for table, new in after.items():
+            old = before.get(table, empty)
             if old is new or old == new:
                 continue
-            for key in old.keys() | new.keys():
-                value = new.get(key)
-                if old.get(key) == value:
+            for key, value in new.items():
+                previous = old.get(key)
+                if previous == value:
                     continue
-                if key in old:
+                if previous is not None:
                     self._close(table, key, position, time)
-                if value is not None:
-                    self._insert(table, key, value, position, time)
+                self._insert(table, key, value, position, time)
+            for key in old.keys() - new.keys():
+                self._close(table, key, position, time)
+        for table, old in before.items():
+            if table not in after:
+                for key in old:
+                    self._close(table, key, position, time)
 
     def append(self, table: str, key: Key, values: Values, position: int, time: str) -> None:
         self.inserts[table].append([*key, *values, position, None, time, None])
