@@ -38,9 +38,16 @@ class EntityState:
     rendered: Rows
 
 
+_ENTITY_TYPES: dict[type, str] = {}
+
+
 def entity_type(event: Any) -> str:
     """'Task' for a Task.Assigned event (the aggregate class's name)."""
-    return type(event).__qualname__.partition(".")[0]
+    kind = type(event)
+    name = _ENTITY_TYPES.get(kind)
+    if name is None:
+        name = _ENTITY_TYPES[kind] = kind.__qualname__.partition(".")[0]
+    return name
 
 
 class Projection:
@@ -74,10 +81,19 @@ class Projection:
     def fold(self, state: EntityState | None, event: Any, position: int,
              ledger_time: str | None) -> tuple[EntityState, list[LogRow]]:
         aggregate = event.mutate(state.aggregate if state is not None else None)
+        return self.advance(state, event, position, aggregate), []
+
+    def advance(self, state: EntityState | None, event: Any, position: int,
+                aggregate: Any) -> EntityState:
+        """The rest of ``fold`` once the event has been applied: ``aggregate`` is what
+        ``event.mutate`` returned (the runner applies an event once for every projection
+        holding the same aggregate object)."""
         if state is None:
             state = EntityState(aggregate, self.new_extra(event, position), {})
+        else:
+            state.aggregate = aggregate
         self.track(state, event, position)
-        return state, []
+        return state
 
     def render(self, state: EntityState) -> Rows:
         return {}

@@ -129,6 +129,7 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
     their own clocks, so recorded times are only approximately monotonic."""
     out = []
     current = ledger_time
+    text = ledger_time_text(current)
     for note in notifications:
         try:
             event = ledger.mapper.to_domain_event(note)
@@ -136,7 +137,8 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
             event = None  # a kind of event this code does not know: skipped, position kept
         if event is not None and (current is None or event.timestamp > current):
             current = event.timestamp
-        out.append((note.id, event, ledger_time_text(current)))
+            text = ledger_time_text(current)
+        out.append((note.id, event, text))
     return out
 
 
@@ -203,17 +205,17 @@ class Attached:
 
 def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
               ) -> tuple[PageWriter, dict[UUID, EntityState]]:
+    ((writer, working),) = fold_group(db, [attached], page)
+    return writer, working
+
+
+def _working_states(db: Db, attached: Attached, relevant: Sequence[tuple[int, Any, str]]
+                    ) -> dict[UUID, EntityState]:
+    """Each entity's state before its first event in the page: from the cache, or by folding
+    its earlier events again (one batched query for all the misses)."""
     projection = attached.projection
     cache = attached.cache
-    relevant = [(p, e, t) for p, e, t in page
-                if e is not None and entity_type(e) in projection.entity_types]
     working: dict[UUID, EntityState] = {}
-    if projection.stateless:
-        writer = PageWriter(projection.tables)
-        for position, event, time_text in relevant:
-            for table, key, values in projection.log_rows(event, position, time_text):
-                writer.append(table, key, values, position, time_text)
-        return writer, working
     missing: dict[UUID, int] = {}
     seen: set[UUID] = set()
     for _, event, _ in relevant:
@@ -237,19 +239,61 @@ def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
             if found is None or found.aggregate.version != version - 1:
                 raise RuntimeError(f"{projection.name}: events of {eid} before version "
                                    f"{version} are not in the log up to {attached.position}")
-    writer = PageWriter(projection.tables)
-    for position, event, time_text in relevant:
+    return working
+
+
+def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any, str]]
+               ) -> list[tuple[PageWriter, dict[UUID, EntityState]]]:
+    """Fold one page into several generations at the same position; per generation, the row
+    versions to write and the entity states after the page.
+
+    Event by event, so that projections whose states hold the *same* aggregate object (the
+    runner shares it between them: the aggregate a creation event returns is given to every
+    projection of its entity type) apply each event to it once; a projection that reloaded
+    its own copy (a cache miss) applies events to that copy itself."""
+    out: list[tuple[PageWriter, dict[UUID, EntityState]]] = []
+    stateful = []
+    for attached in group:
+        projection = attached.projection
+        writer = PageWriter(projection.tables)
+        types = projection.entity_types
+        relevant = [(p, e, t) for p, e, t in page if e is not None and entity_type(e) in types]
+        working: dict[UUID, EntityState] = {}
+        out.append((writer, working))
+        if projection.stateless:
+            for position, event, time_text in relevant:
+                for table, key, values in projection.log_rows(event, position, time_text):
+                    writer.append(table, key, values, position, time_text)
+            continue
+        working.update(_working_states(db, attached, relevant))
+        shares = type(projection).fold is Projection.fold  # its fold is mutate + advance
+        stateful.append((projection, types, writer, working, shares))
+    for position, event, time_text in page:
+        if event is None:
+            continue
+        kind = entity_type(event)
         eid = event.originator_id
-        state = working.get(eid)
-        before = state.rendered if state is not None else {}
-        state, logs = projection.fold(state, event, position, time_text)
-        after = projection.render(state)
-        writer.diff(before, after, position, time_text)
-        state.rendered = after
-        for table, key, values in logs:
-            writer.append(table, key, values, position, time_text)
-        working[eid] = state
-    return writer, working
+        applied: dict[int, Any] = {}  # id(aggregate before) -> aggregate after this event
+        for projection, types, writer, working, shares in stateful:
+            if kind not in types:
+                continue
+            state = working.get(eid)
+            before = state.rendered if state is not None else {}
+            if shares:
+                prior = state.aggregate if state is not None else None
+                aggregate = applied.get(id(prior))
+                if aggregate is None:
+                    aggregate = applied[id(prior)] = event.mutate(prior)
+                state = projection.advance(state, event, position, aggregate)
+            else:
+                state, logs = projection.fold(state, event, position, time_text)
+                for table, key, values in logs:
+                    writer.append(table, key, values, position, time_text)
+            after = projection.render(state)
+            writer.diff(before, after, position, time_text)
+            state.rendered = after
+            working[eid] = state
+    return out
 
 
 class Runner:
@@ -359,8 +403,8 @@ class Runner:
         end, end_time = page[-1][0], page[-1][2]
         folded: list[tuple[Attached, PageWriter, dict[UUID, EntityState]]] = []
         try:
-            for attached in group:
-                writer, working = fold_page(self.db, attached, page)
+            for attached, (writer, working) in zip(group, fold_group(self.db, group, page),
+                                                   strict=True):
                 folded.append((attached, writer, working))
             if cur is not None:
                 self._write(cur, folded, start, end, end_time, len(page))

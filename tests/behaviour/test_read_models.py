@@ -197,6 +197,31 @@ def test_read_your_writes_with_a_worker_that_wakes_on_new_events(ledger, small, 
     assert {p["lag"] for p in models.status()["projections"]} == {0}
 
 
+def test_projections_folding_together_apply_each_event_once_to_a_shared_aggregate(ledger,
+                                                                                   small):
+    """Obligations and accountability fold the same aggregates: at the same position they
+    share the object (each event applied once); one that reloaded its own copy after a cache
+    miss folds that copy by itself, and the tables stay what a fold from zero gives."""
+    from tests.behaviour.projection_helpers import digests, live_generations, scratch_copies
+
+    runner = Runner(ledger)
+    runner.catch_up()
+    obligations = runner.attached["obligations"].cache
+    accountability = runner.attached["accountability"].cache
+    assert obligations.get(small["1"]).aggregate is accountability.get(small["1"]).aggregate
+    accountability.pop(small["1"])  # as if evicted: reloaded from the log on the next page
+    ledger.report_progress(agency("T-A"), small["1"], summary="Đang làm", percent=10)
+    ledger.report_progress(agency("T-A"), small["1"], summary="Gần xong", percent=90)
+    runner.page_size = 1
+    runner.catch_up()
+    mine, theirs = obligations.get(small["1"]), accountability.get(small["1"])
+    assert mine.aggregate is not theirs.aggregate
+    assert mine.aggregate.version == theirs.aggregate.version == ledger.task(small["1"]).version
+    live = live_generations(ledger)
+    with scratch_copies(ledger) as scratch:
+        assert digests(ledger, scratch) == digests(ledger, live)
+
+
 def test_a_copy_built_by_other_code_is_refused_until_rebuilt(ledger, small):
     models = caught_up(ledger)
     db = Db(ledger)
