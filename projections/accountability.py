@@ -24,7 +24,7 @@ from typing import Any
 from domain.agency import Agency, AgencyStatus
 from domain.clock import local_date
 from domain.task import Task
-from projections.base import EntityState, Projection, deadline_json, iso
+from projections.base import EntityState, Projection, deadline_columns, iso
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -152,10 +152,10 @@ def _track_agency(agency: Agency, extra: dict[str, Any], event: Any, position: i
 
 def _task_rows(task: Task, extra: dict[str, Any]) -> Rows:
     tid = str(task.id)
-    deadline = task.deadline
+    deadline_text, kind, _, due_on = deadline_columns(task.deadline)
     task_row = (
-        task.directive_number, task.ordinal, task.content, deadline_json(deadline),
-        deadline.kind.value, iso(deadline.due_on), iso(task.assigned_on),
+        task.directive_number, task.ordinal, task.content, deadline_text, kind, due_on,
+        iso(task.assigned_on),
         iso(task.cancelled_on), dumps(extra["leads"]), extra["assigned_at"],
         extra["triggered_at"], extra["cancelled_at"] if task.cancelled_on else None,
     )

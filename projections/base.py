@@ -190,6 +190,12 @@ def deadline_json(deadline: Deadline) -> str:
     return dumps(plain(deadline))
 
 
+@functools.lru_cache(maxsize=4096)
+def deadline_columns(deadline: Deadline) -> tuple[str, str, str, str | None]:
+    """(JSON text, kind, text as written, due date) of a deadline, as the rows store them."""
+    return deadline_json(deadline), deadline.kind.value, deadline.text, iso(deadline.due_on)
+
+
 def iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 

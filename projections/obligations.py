@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
-from projections.base import EntityState, Projection, deadline_json, dumps_plain, iso
+from projections.base import EntityState, Projection, deadline_columns, dumps_plain, iso
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -74,7 +74,7 @@ def _task_rows(task: Any) -> Rows:
     row = (
         str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
         task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
-        deadline_json(deadline), deadline.kind.value, deadline.text, iso(deadline.due_on),
+        *deadline_columns(deadline),
         iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
         task.assigning_office, len(task.progress), dumps_plain(last) if last else None,
     )
