@@ -29,6 +29,7 @@ from projections.runner import (
     create_tables,
     drop_tables,
     ensure_projections,
+    frozen_gc,
     projections_named,
 )
 
@@ -86,7 +87,8 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
     generation = claim_generations(db, projections, "scratch")[name]
     runner = Runner(ledger, projections, page_size=page_size, until=until)
     runner.attach(projections[0], generation, ("scratch",))
-    runner.catch_up()
+    with frozen_gc():
+        runner.catch_up(freeze_gc=True)
     create_indexes(db, projections, {name: generation})
     return generation
 
@@ -104,7 +106,8 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
     try:
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
-        runner.catch_up(progress=progress)
+        with frozen_gc():
+            runner.catch_up(progress=progress, freeze_gc=True)
         create_indexes(db, projections, claimed)  # before readers can see the copy
         result = _switch(db, runner, projections, claimed)
     except BaseException:

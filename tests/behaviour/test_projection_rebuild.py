@@ -179,3 +179,22 @@ def test_a_rebuilt_copy_gets_its_secondary_indexes_once_filled(ledger):
     assert index_names(ledger, live_generations(ledger)) == set()
     with scratch_copies(ledger) as scratch:
         assert index_names(ledger, scratch) == set()
+
+
+def test_a_rebuild_freezes_the_collector_between_pages_and_unfreezes_it_after(ledger,
+                                                                              monkeypatch):
+    import gc
+
+    import_plan(ledger)
+    Runner(ledger).catch_up()
+    frozen: list[int] = []
+    step = Runner.step
+
+    def observed(self):
+        frozen.append(gc.get_freeze_count())
+        return step(self)
+
+    monkeypatch.setattr(Runner, "step", observed)
+    rebuild(ledger, page_size=10, grace=0)
+    assert len(frozen) > 2 and frozen[0] == 0 and all(n > 0 for n in frozen[1:])
+    assert gc.get_freeze_count() == 0
