@@ -16,9 +16,11 @@ one transaction draws from the sequence are committed (or abandoned, leaving a p
 before the next transaction can draw any; on SQLite a single writer at a time holds the
 database's write lock and the rowid is allocated under it.
 
-Projections at the same position share one read and one decode of each page and commit in
-one transaction. Per-entity fold state is kept in memory between pages (LRU); on a miss the
-entity's earlier events are loaded in one batched query per page and folded again.
+Projections at the same position share one read and one decode of each page, fold it event
+by event together (applying each event once to an aggregate object they share, see
+``fold_group``) and commit in one transaction. Per-entity fold state is kept in memory
+between pages (LRU); on a miss the entity's earlier events are loaded in one batched query
+per page and folded again. A stateless projection (the audit index) keeps no entity state.
 """
 
 from __future__ import annotations
