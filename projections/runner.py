@@ -224,11 +224,10 @@ def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
     return writer, working
 
 
-def _working_states(db: Db, attached: Attached, relevant: Sequence[tuple[int, Any, str]]
-                    ) -> dict[UUID, EntityState]:
-    """Each entity's state before its first event in the page: from the cache, or by folding
-    its earlier events again (one batched query for all the misses)."""
-    projection = attached.projection
+def _working_states(attached: Attached, relevant: Sequence[tuple[int, Any, str]]
+                    ) -> tuple[dict[UUID, EntityState], dict[UUID, int]]:
+    """Each entity's state before its first event in the page, from the cache, and the
+    entities missing from it (with the version of their first event in the page)."""
     cache = attached.cache
     working: dict[UUID, EntityState] = {}
     missing: dict[UUID, int] = {}
@@ -246,15 +245,50 @@ def _working_states(db: Db, attached: Attached, relevant: Sequence[tuple[int, An
             working[eid] = state
         else:
             missing[eid] = event.originator_version
-    if missing:
-        for eid, history in load_histories(db, list(missing), attached.position).items():
-            working[eid] = replay_entity(projection, history)
-        for eid, version in missing.items():
-            found = working.get(eid)
-            if found is None or found.aggregate.version != version - 1:
+    return working, missing
+
+
+def _reload(db: Db, position: int,
+            wanted: Sequence[tuple[Attached, dict[UUID, EntityState], dict[UUID, int]]]
+            ) -> None:
+    """Fold the missing entities' earlier events again: one batched read of their histories
+    for all the generations at this position (the caches of projections folding together
+    miss the same entities), and one replay per entity for every projection that missed it,
+    sharing the aggregate as the page fold does."""
+    ids = {eid for _, _, missing in wanted for eid in missing}
+    if not ids:
+        return
+    histories = load_histories(db, list(ids), position)
+    for eid in ids:
+        takers = [(a.projection, working, missing[eid]) for a, working, missing in wanted
+                  if eid in missing]
+        states = replay_shared([p for p, _, _ in takers], histories.get(eid, []))
+        for (projection, working, version), state in zip(takers, states, strict=True):
+            if state is None or state.aggregate.version != version - 1:
                 raise RuntimeError(f"{projection.name}: events of {eid} before version "
-                                   f"{version} are not in the log up to {attached.position}")
-    return working
+                                   f"{version} are not in the log up to {position}")
+            working[eid] = state
+
+
+def replay_shared(projections: Sequence[Projection], history: Sequence[tuple[int, Any]]
+                  ) -> list[EntityState | None]:
+    """``replay_entity`` for several projections at once: each event applied once to one
+    aggregate they share (those whose fold is the plain mutate + advance)."""
+    states: list[EntityState | None] = [None] * len(projections)
+    aggregate: Any = None
+    shares = [type(p).fold is Projection.fold for p in projections]
+    for position, event in history:
+        if any(shares):
+            aggregate = event.mutate(aggregate)
+        for i, projection in enumerate(projections):
+            if shares[i]:
+                states[i] = projection.advance(states[i], event, position, aggregate)
+            else:
+                states[i], _ = projection.fold(states[i], event, position, None)
+    for projection, state in zip(projections, states, strict=True):
+        if state is not None:
+            state.rendered = projection.render(state)
+    return states
 
 
 def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any, str]]
@@ -268,6 +302,7 @@ def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any,
     its own copy (a cache miss) applies events to that copy itself."""
     out: list[tuple[PageWriter, dict[UUID, EntityState]]] = []
     stateful = []
+    wanted = []
     for attached in group:
         projection = attached.projection
         writer = PageWriter(projection.tables)
@@ -280,9 +315,13 @@ def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any,
                 for table, key, values in projection.log_rows(event, position, time_text):
                     writer.append(table, key, values, position, time_text)
             continue
-        working.update(_working_states(db, attached, relevant))
+        cached, missing = _working_states(attached, relevant)
+        working.update(cached)
+        wanted.append((attached, working, missing))
         shares = type(projection).fold is Projection.fold  # its fold is mutate + advance
         stateful.append((projection, types, writer, working, shares))
+    if wanted:
+        _reload(db, group[0].position, wanted)
     for position, event, time_text in page:
         if event is None:
             continue

@@ -217,6 +217,14 @@ def test_projections_folding_together_apply_each_event_once_to_a_shared_aggregat
     mine, theirs = obligations.get(small["1"]), accountability.get(small["1"])
     assert mine.aggregate is not theirs.aggregate
     assert mine.aggregate.version == theirs.aggregate.version == ledger.task(small["1"]).version
+    # Both missed it (evicted from both caches): one read and one replay, shared again.
+    obligations.pop(small["1"])
+    accountability.pop(small["1"])
+    ledger.report_progress(agency("T-A"), small["1"], summary="Xong", percent=100)
+    runner.catch_up()
+    mine, theirs = obligations.get(small["1"]), accountability.get(small["1"])
+    assert mine.aggregate is theirs.aggregate
+    assert mine.aggregate.version == ledger.task(small["1"]).version
     live = live_generations(ledger)
     with scratch_copies(ledger) as scratch:
         assert digests(ledger, scratch) == digests(ledger, live)
