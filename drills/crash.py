@@ -5,15 +5,15 @@ check that every acknowledged write is in the store, exactly once.
     python -m drills.crash --rounds 200         # long mode
     python -m drills.crash --base-url postgresql://postgres@127.0.0.1:5432/ledger_test
 
-Each round starts the targets (`ledger serve` with several workers and `ledger worker`), runs writers
-(progress reports and directives with three tasks, each with an Idempotency-Key) against
-it, and after a random time kill -9s a randomly chosen target's whole process group. The
-client logs every acknowledged write (key, positions, entity, version). Writes cut off by
-the kill are *in doubt*; after the last round the server is started once more and every
-in-doubt write is retried with its key: it must be replayed (it had been stored) or be
-stored now, never twice. The verdict (drills.common.verify) compares the log with the
-journal. PostgreSQL itself is never killed here (see drills/db_outage.py); the drill works
-in a fresh schema of the server at --base-url and drops it afterwards.
+Each round starts the targets (`ledger serve` with several workers and `ledger worker`),
+runs writers (progress reports and directives with three tasks, each with an
+Idempotency-Key) against them, and after a random time kill -9s a randomly chosen target's whole
+process group. The client logs every acknowledged write (key, positions, entity, version).
+Writes cut off by the kill are *in doubt*; after the last round the server is started once
+more and every in-doubt write is retried with its key: it must be replayed (it had been
+stored) or be stored now, never twice. The verdict (drills.common.verify) compares the log
+with the journal. PostgreSQL itself is never killed here (see drills/db_outage.py); the
+drill works in a fresh schema of the server at --base-url and drops it afterwards.
 
 Figures printed: rounds, writes sent / acknowledged / in doubt at kills, how the doubtful
 ones resolved, restart-to-ready times, events stored, position gaps.

@@ -24,7 +24,7 @@ from typing import Any
 from domain.agency import Agency, AgencyStatus
 from domain.clock import local_date
 from domain.task import Task
-from projections.base import EntityState, Projection, deadline_json, iso
+from projections.base import EntityState, Projection, deadline_columns, iso
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -89,7 +89,6 @@ def _pending_request(extra: dict[str, Any], occurrence: str) -> dict[str, Any]:
 
 def _track_task(extra: dict[str, Any], event: Any, position: int) -> None:
     occurrence = getattr(event, "occurrence", None)
-    day = local_date(event.timestamp).isoformat()
     if isinstance(event, Task.Reassigned):
         extra["leads"].append([event.lead, event.effective_on.isoformat(), position])
     elif isinstance(event, Task.DeadlineTriggered):
@@ -97,7 +96,8 @@ def _track_task(extra: dict[str, Any], event: Any, position: int) -> None:
     elif isinstance(event, Task.ExtensionRequested):
         extra["acts"].append({
             "kind": "extension_requested", "occurrence": occurrence, "position": position,
-            "day": day, "timely": event.timely, "outcome": "pending", "decided_at": None,
+            "day": local_date(event.timestamp).isoformat(), "timely": event.timely,
+            "outcome": "pending", "decided_at": None,
             "requested_due": event.requested_due.isoformat(), "evidence": [position]})
     elif isinstance(event, Task.ExtensionGranted):
         act = _pending_request(extra, occurrence)
@@ -118,7 +118,8 @@ def _track_task(extra: dict[str, Any], event: Any, position: int) -> None:
         reported = extra["reported"].pop(occurrence, None)
         extra["acts"].append({
             "kind": "completion_rejected", "occurrence": occurrence, "position": position,
-            "day": day, "timely": None, "outcome": None, "decided_at": None,
+            "day": local_date(event.timestamp).isoformat(), "timely": None, "outcome": None,
+            "decided_at": None,
             "requested_due": None, "evidence": [p for p in (reported, position) if p]})
     elif isinstance(event, Task.Cancelled):
         extra["cancelled_at"] = position
@@ -151,10 +152,10 @@ def _track_agency(agency: Agency, extra: dict[str, Any], event: Any, position: i
 
 def _task_rows(task: Task, extra: dict[str, Any]) -> Rows:
     tid = str(task.id)
-    deadline = task.deadline
+    deadline_text, kind, _, due_on = deadline_columns(task.deadline)
     task_row = (
-        task.directive_number, task.ordinal, task.content, deadline_json(deadline),
-        deadline.kind.value, iso(deadline.due_on), iso(task.assigned_on),
+        task.directive_number, task.ordinal, task.content, deadline_text, kind, due_on,
+        iso(task.assigned_on),
         iso(task.cancelled_on), dumps(extra["leads"]), extra["assigned_at"],
         extra["triggered_at"], extra["cancelled_at"] if task.cancelled_on else None,
     )

@@ -2,21 +2,27 @@
 
 Table ``aud_event`` (append-only; key = the event's global position): entity type and id,
 version, event type, recorded time, actor (principal, role, agency), correlation and causation
-ids, source document, the event's own fields, and the change it made to the entity's state as
-a list of ``{path, before, after}`` (paths are JSON Pointers into the state; a list element is
-``#i``). The state before and after any event is rebuilt at query time by applying one
-entity's changes in order — a fold of a single entity, never a replay of the log.
+ids, source document and the event's own fields — an index of the log, one row per event,
+written without folding any aggregate (the projection keeps no per-entity state).
+
+The change each event made to its entity's state (a list of ``{path, before, after}``; paths
+are JSON Pointers into the state, a list element is ``#i``) and the states before and after
+are computed at query time (``entity_steps``): the query folds that one entity's events (tens,
+read from the event store up to the last row it selected) with the domain's own ``mutate`` and
+diffs the flattened states — a fold of a single entity, never a replay of the log. Storing the
+diffs instead made every event's fold cost grow with its entity's whole state.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
 from domain.deadlines import Deadline
-from projections.base import EntityState, LogRow, Projection, entity_type, plain
+from projections.base import LogRow, Projection, dumps_plain, entity_type, plain
 from projections.tables import TableSpec, dumps
 
 _EVENT_SKIP = {"originator_id", "originator_version", "timestamp", "meta", "originator_topic"}
@@ -25,37 +31,47 @@ _EVENT_SKIP = {"originator_id", "originator_version", "timestamp", "meta", "orig
 class AuditProjection(Projection):
     name = "audit"
     title = "Lịch sử / audit history"
-    version = 1
+    version = 2  # v2: no stored ``changes`` (computed by the history query)
+    stateless = True
     tables = (
         TableSpec("aud_event", key=("position",),
                   columns=("entity_type", "entity_id", "version", "event_type", "recorded_at",
                            "actor", "actor_role", "actor_agency", "correlation_id",
-                           "causation_id", "source_document", "data", "changes"),
+                           "causation_id", "source_document", "data"),
                   int_columns=frozenset({"position", "version"}),
                   indexes=(("entity_id", "version"),),
                   append_only=True),
     )
 
-    def fold(self, state: EntityState | None, event: Any, position: int,
-             ledger_time: str | None) -> tuple[EntityState, list[LogRow]]:
-        before = state.extra if state is not None else {}
-        aggregate = event.mutate(state.aggregate if state is not None else None)
-        after = flat_state(aggregate)
-        if state is None:
-            state = EntityState(aggregate, after, {})
-        else:
-            state.extra = after
-        meta = dict(getattr(event, "meta", None) or {})
-        data = {k: plain(v) for k, v in vars(event).items() if k not in _EVENT_SKIP}
+    def log_rows(self, event: Any, position: int, ledger_time: str | None) -> list[LogRow]:
+        meta = getattr(event, "meta", None) or {}
+        source = meta.get("source_document")
         row = (
             entity_type(event), str(event.originator_id), event.originator_version,
             type(event).__qualname__, event.timestamp.isoformat(), meta.get("actor"),
             meta.get("actor_role"), meta.get("actor_agency"), meta.get("correlation_id"),
-            meta.get("causation_id"),
-            dumps(meta["source_document"]) if meta.get("source_document") else None,
-            dumps(data), dumps(changes(before, after)),
+            meta.get("causation_id"), dumps(source) if source else None, event_data(event),
         )
-        return state, [("aud_event", (position,), row)]
+        return [("aud_event", (position,), row)]
+
+
+def event_data(event: Any) -> str:
+    """The JSON text of an event's own fields, equal to ``dumps(plain-ified fields)``."""
+    fields = {k: v for k, v in vars(event).items() if k not in _EVENT_SKIP}
+    return dumps_plain(fields)
+
+
+def entity_steps(history: Sequence[tuple[int, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position, changes) for each event of one entity, in version order: the change the
+    event made to the entity's flattened state. ``history`` is every event of the entity from
+    version 1 on, as (position, domain event); the fold applies the domain's own ``mutate``."""
+    aggregate: Any = None
+    before: dict[str, Any] = {}
+    for position, event in history:
+        aggregate = event.mutate(aggregate)
+        after = flat_state(aggregate)
+        yield position, changes(before, after)
+        before = after
 
 
 def state_of(aggregate: Any) -> dict[str, Any]:

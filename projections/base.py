@@ -21,6 +21,8 @@ from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID
 
+import orjson
+
 from domain.deadlines import Deadline
 from domain.persistence.transcodings import DeadlineAsDict
 from projections.tables import Key, Rows, TableSpec, Values, dumps
@@ -36,9 +38,16 @@ class EntityState:
     rendered: Rows
 
 
+_ENTITY_TYPES: dict[type, str] = {}
+
+
 def entity_type(event: Any) -> str:
     """'Task' for a Task.Assigned event (the aggregate class's name)."""
-    return type(event).__qualname__.partition(".")[0]
+    kind = type(event)
+    name = _ENTITY_TYPES.get(kind)
+    if name is None:
+        name = _ENTITY_TYPES[kind] = kind.__qualname__.partition(".")[0]
+    return name
 
 
 class Projection:
@@ -47,6 +56,9 @@ class Projection:
     tables: ClassVar[tuple[TableSpec, ...]]
     entity_types: ClassVar[frozenset[str]] = frozenset({"Task", "Agency", "Directive"})
     title: ClassVar[str] = ""
+    # A stateless projection only indexes events: ``log_rows`` maps each event to rows on its
+    # own, so the runner keeps no entity state for it (no aggregate, cache, reload or render).
+    stateless: ClassVar[bool] = False
 
     def fingerprint(self) -> str:
         text = f"{self.name}:v{self.version}:" + ";".join(t.describe() for t in self.tables)
@@ -69,13 +81,26 @@ class Projection:
     def fold(self, state: EntityState | None, event: Any, position: int,
              ledger_time: str | None) -> tuple[EntityState, list[LogRow]]:
         aggregate = event.mutate(state.aggregate if state is not None else None)
+        return self.advance(state, event, position, aggregate), []
+
+    def advance(self, state: EntityState | None, event: Any, position: int,
+                aggregate: Any) -> EntityState:
+        """The rest of ``fold`` once the event has been applied: ``aggregate`` is what
+        ``event.mutate`` returned (the runner applies an event once for every projection
+        holding the same aggregate object)."""
         if state is None:
             state = EntityState(aggregate, self.new_extra(event, position), {})
+        else:
+            state.aggregate = aggregate
         self.track(state, event, position)
-        return state, []
+        return state
 
     def render(self, state: EntityState) -> Rows:
         return {}
+
+    def log_rows(self, event: Any, position: int, ledger_time: str | None) -> list[LogRow]:
+        """A stateless projection's rows for one event."""
+        raise NotImplementedError
 
 
 class EntityCache:
@@ -131,10 +156,44 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+_PLAIN_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+                  | orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _plain_default(value: Any) -> Any:
+    """orjson's hook for what it does not serialise itself the way ``plain`` does."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Deadline):
+        return orjson.Fragment(deadline_json(value))  # sorted-key text, written as it is
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def dumps_plain(value: Any) -> str:
+    """``dumps(plain(value))`` without building the plain copy first: orjson walks the value
+    and calls back only for dates, dataclasses and the like. Strings, numbers, enums, UUIDs,
+    lists, tuples and str-keyed dicts it writes itself exactly as ``plain`` would have them
+    written; anything else it refuses (e.g. a dict with non-str keys) takes the slow path."""
+    try:
+        return orjson.dumps(value, default=_plain_default, option=_PLAIN_OPTIONS).decode()
+    except TypeError:
+        return dumps(plain(value))
+
+
 @functools.lru_cache(maxsize=4096)
 def deadline_json(deadline: Deadline) -> str:
     """A deadline's JSON text (deadlines are immutable and shared by many events)."""
     return dumps(plain(deadline))
+
+
+@functools.lru_cache(maxsize=4096)
+def deadline_columns(deadline: Deadline) -> tuple[str, str, str, str | None]:
+    """(JSON text, kind, text as written, due date) of a deadline, as the rows store them."""
+    return deadline_json(deadline), deadline.kind.value, deadline.text, iso(deadline.due_on)
 
 
 def iso(day: date | None) -> str | None:

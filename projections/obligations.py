@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
-from projections.base import EntityState, Projection, deadline_json, iso, plain
+from projections.base import EntityState, Projection, deadline_columns, dumps_plain, iso
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -74,9 +74,9 @@ def _task_rows(task: Any) -> Rows:
     row = (
         str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
         task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
-        deadline_json(deadline), deadline.kind.value, deadline.text, iso(deadline.due_on),
+        *deadline_columns(deadline),
         iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
-        task.assigning_office, len(task.progress), dumps(plain(last)) if last else None,
+        task.assigning_office, len(task.progress), dumps_plain(last) if last else None,
     )
     agencies = {(task.lead, tid): ("lead",)}
     for code in task.coordinating:
@@ -101,7 +101,7 @@ def _agency_rows(agency: Any) -> Rows:
     return {"obl_agency": {(agency.code,): (
         agency.name, agency.level.value, agency.status.value, agency.parent, agency.successor,
         iso(agency.ended_on) if agency.status is not AgencyStatus.ACTIVE else None,
-        dumps([m.value for m in agency.member_levels]), dumps(plain(agency.heads)),
+        dumps([m.value for m in agency.member_levels]), dumps_plain(agency.heads),
     )}}
 
 

@@ -52,11 +52,16 @@ from domain.obligations import obligations_on
 from domain.persistence.transcodings import DeadlineAsDict
 from domain.rules import OccurrenceState, TaskStatus, days_overdue
 from projections import registry
-from projections.audit import apply_changes, unflatten
+from projections.audit import apply_changes, entity_steps, unflatten
 from projections.base import Projection, chunks
 from projections.db import Cursor, Db
-from projections.runner import OutdatedProjection, all_projections, ensure_projections
-from projections.tables import ledger_time_text, loads, parse_ledger_time, valid_at
+from projections.runner import (
+    OutdatedProjection,
+    all_projections,
+    ensure_projections,
+    select_histories,
+)
+from projections.tables import dumps, ledger_time_text, loads, parse_ledger_time, valid_at
 
 T = TypeVar("T")
 _DEADLINE = DeadlineAsDict()
@@ -438,7 +443,7 @@ class ReadModels:
             snap = self._snapshot(cur, "audit", as_of, as_of_position)
             columns = ("position", "entity_type", "version", "event_type", "recorded_at",
                        "from_time", "actor", "actor_role", "actor_agency", "correlation_id",
-                       "causation_id", "source_document", "data", "changes")
+                       "causation_id", "source_document", "data")
             rows = snap.select(cur, "aud_event", columns, "entity_id=%s", (str(entity_uuid),),
                                order="version")
             if not rows:
@@ -446,10 +451,15 @@ class ReadModels:
             if rows[0][1].lower() != kind:
                 raise ValidationError(f"{entity} is a {rows[0][1].lower()}, not a {kind}",
                                       field="entity_type")
+            # The changes: a fold of this entity's events up to the last row selected, as
+            # JSON values exactly as they read when the projection stored them (version 1).
+            history = select_histories(cur, self.db, [entity_uuid], rows[-1][0])
+            deltas = {position: loads(dumps(delta)) for position, delta
+                      in entity_steps(history.get(entity_uuid, []))}
             events, flat = [], {}
             for row in rows:
                 item = dict(zip(columns, row, strict=True))
-                delta = loads(item.pop("changes"))
+                delta = deltas[item["position"]]
                 event = {
                     "position": item["position"], "type": item["event_type"],
                     "version": item["version"], "recorded_at": item["recorded_at"],

@@ -3,7 +3,8 @@
 1. Claim: create generation g+1's tables and register it as ``building`` (refused while
    another rebuild of the same projection is alive; a dead one's leftovers are dropped).
 2. Build: fold the whole log into g+1 in big pages, outside any long transaction, while the
-   live copy g keeps being updated by the workers and read by everyone.
+   live copy g keeps being updated by the workers and read by everyone. g+1's secondary
+   indexes are created once it has caught up (bulk-loading without them is faster).
 3. Switch, in one transaction: lock the registry and g's row (the live worker's next page
    waits), fold whatever arrived since step 2 into g+1, then mark g ``retired`` and g+1
    ``live``. Readers resolve the live generation per query, so they see all of g or all of
@@ -24,9 +25,11 @@ from projections.db import Db
 from projections.runner import (
     Progress,
     Runner,
+    create_indexes,
     create_tables,
     drop_tables,
     ensure_projections,
+    frozen_gc,
     projections_named,
 )
 
@@ -58,7 +61,7 @@ def claim_generations(db: Db, projections: Sequence[Projection], state: str) -> 
                     drop_tables(cur, db, projection, gen.generation)
                     registry.delete_generation(cur, db, projection.name, gen.generation)
             generation = registry.next_generation(cur, db, projection.name)
-            create_tables(cur, db, projection, generation)
+            create_tables(cur, db, projection, generation, indexes=False)  # indexes once built
             registry.insert_generation(cur, db, projection.name, generation, state,
                                        projection.fingerprint())
             claimed[projection.name] = generation
@@ -84,7 +87,9 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
     generation = claim_generations(db, projections, "scratch")[name]
     runner = Runner(ledger, projections, page_size=page_size, until=until)
     runner.attach(projections[0], generation, ("scratch",))
-    runner.catch_up()
+    with frozen_gc():
+        runner.catch_up(freeze_gc=True)
+    create_indexes(db, projections, {name: generation})
     return generation
 
 
@@ -101,7 +106,9 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
     try:
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
-        runner.catch_up(progress=progress)
+        with frozen_gc():
+            runner.catch_up(progress=progress, freeze_gc=True)
+        create_indexes(db, projections, claimed)  # before readers can see the copy
         for projection in projections:
             analyze_tables(db, projection, claimed[projection.name])
         result = _switch(db, runner, projections, claimed)

@@ -77,7 +77,9 @@ class TableSpec:
                 f"int={','.join(sorted(self.int_columns))};"
                 f"idx={'|'.join(','.join(i) for i in self.indexes)})")
 
-    def ddl(self, db: Db, generation: int) -> list[str]:
+    def ddl(self, db: Db, generation: int, *, indexes: bool = True) -> list[str]:
+        """CREATE TABLE (with its primary key, which closing a row version looks up) and,
+        unless ``indexes=False``, its secondary indexes (``index_ddl``)."""
         table = self.physical(generation)
         name = db.name(table)
 
@@ -92,10 +94,13 @@ class TableSpec:
             f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
             f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
         ]
-        for i, cols in enumerate(self.indexes):
-            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} "
-                              f"({', '.join(cols)})")
-        return statements
+        return statements + (self.index_ddl(db, generation) if indexes else [])
+
+    def index_ddl(self, db: Db, generation: int) -> list[str]:
+        table = self.physical(generation)
+        name = db.name(table)
+        return [f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} ({', '.join(cols)})"
+                for i, cols in enumerate(self.indexes)]
 
 
 def valid_at(mode: str, alias: str = "") -> str:
@@ -139,19 +144,24 @@ class PageWriter:
         rows.append([*key, *values, position, None, time, None])
 
     def diff(self, before: Rows, after: Rows, position: int, time: str) -> None:
-        for table in before.keys() | after.keys():
-            old = before.get(table, {})
-            new = after.get(table, {})
+        empty: dict[Key, Values] = {}
+        for table, new in after.items():
+            old = before.get(table, empty)
             if old is new or old == new:
                 continue
-            for key in old.keys() | new.keys():
-                value = new.get(key)
-                if old.get(key) == value:
+            for key, value in new.items():
+                previous = old.get(key)
+                if previous == value:
                     continue
-                if key in old:
+                if previous is not None:
                     self._close(table, key, position, time)
-                if value is not None:
-                    self._insert(table, key, value, position, time)
+                self._insert(table, key, value, position, time)
+            for key in old.keys() - new.keys():
+                self._close(table, key, position, time)
+        for table, old in before.items():
+            if table not in after:
+                for key in old:
+                    self._close(table, key, position, time)
 
     def append(self, table: str, key: Key, values: Values, position: int, time: str) -> None:
         self.inserts[table].append([*key, *values, position, None, time, None])

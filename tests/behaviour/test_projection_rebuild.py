@@ -164,3 +164,58 @@ def test_a_rebuilt_copy_has_planner_statistics_before_it_goes_live(ledger):
                         (table.strip('"').split(".")[-1],))
             row = cur.fetchone()
             assert row is not None and row[0].split()[0] == "45"
+
+
+def index_names(ledger, generation_of: dict[str, int]) -> set[str]:
+    from projections.db import Db
+
+    db = Db(ledger)
+    with db.read() as cur:
+        if db.dialect == "postgres":
+            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname=%s", (db.schema,))
+        else:
+            cur.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        found = {row[0] for row in cur.fetchall()}
+    wanted = {f"{spec.physical(generation_of[p.name])}_i{i}"
+              for p in projections_named(None) for spec in p.tables
+              for i, _ in enumerate(spec.indexes)}
+    return wanted - found
+
+
+def test_a_rebuilt_copy_gets_its_secondary_indexes_once_filled(ledger):
+    """Copies built from zero are bulk-loaded without secondary indexes; they must have them
+    all by the time they go live (or are handed out as scratch copies)."""
+    import_plan(ledger)
+    from projections.db import Db
+    from projections.runner import create_tables
+
+    db = Db(ledger)
+    Runner(ledger).catch_up()
+    assert index_names(ledger, live_generations(ledger)) == set()
+    with db.write() as cur:  # what a claim creates: no secondary index yet
+        create_tables(cur, db, projections_named(["audit"])[0], 99, indexes=False)
+    assert index_names(ledger, {"obligations": 1, "accountability": 1, "audit": 99}) == {
+        "aud_event_g99_i0"}
+    rebuild(ledger, grace=0)
+    assert index_names(ledger, live_generations(ledger)) == set()
+    with scratch_copies(ledger) as scratch:
+        assert index_names(ledger, scratch) == set()
+
+
+def test_a_rebuild_freezes_the_collector_between_pages_and_unfreezes_it_after(ledger,
+                                                                              monkeypatch):
+    import gc
+
+    import_plan(ledger)
+    Runner(ledger).catch_up()
+    frozen: list[int] = []
+    step = Runner.step
+
+    def observed(self):
+        frozen.append(gc.get_freeze_count())
+        return step(self)
+
+    monkeypatch.setattr(Runner, "step", observed)
+    rebuild(ledger, page_size=10, grace=0)
+    assert len(frozen) > 2 and frozen[0] == 0 and all(n > 0 for n in frozen[1:])
+    assert gc.get_freeze_count() == 0

@@ -11,12 +11,13 @@ import pytest
 
 from domain.clock import LOCAL_TZ
 from domain.ids import task_id
-from projections.audit import state_of
+from projections.audit import changes, flat_state, state_of, unflatten
 from projections.base import plain
 from projections.db import Db
 from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.runner import OutdatedProjection, Runner, run_worker
+from projections.tables import dumps, loads
 from tests.behaviour.helpers import OPERATOR, agency
 from tests.behaviour.projection_helpers import T_OFFICE as OFFICE
 from tests.behaviour.projection_helpers import issue_small
@@ -143,6 +144,32 @@ def test_history_lists_every_event_with_the_state_before_and_after(ledger, small
         caught_up(ledger).history("task", str(ledger.agency("T-A").id))
 
 
+def test_history_changes_are_the_diffs_of_the_entity_folded_to_each_version(ledger, small,
+                                                                            clock):
+    """The audit rows store no diffs: the query folds the entity. Its changes and states must be
+    what version 1 of the projection stored, the diff of the flattened aggregate at versions
+    v-1 and v (as JSON), and states as of a position must stop at that position."""
+    clock.set("2021-09-01 09:00")
+    ledger.report_progress(agency("T-A"), small["1"], summary="a/b~#c", percent=50)
+    ledger.request_extension(agency("T-A"), small["1"], requested_due=date(2021, 10, 31),
+                             reason="Chờ góp ý")
+    ledger.grant_extension(OFFICE, small["1"])
+    ledger.appoint_head(OPERATOR, "T-A", "Nguyễn Văn An", "Giám đốc", date(2021, 9, 1))
+    models = caught_up(ledger)
+    for kind, entity, uid in (("task", "12/KH-UBND#1", small["1"]),
+                              ("agency", "T-A", ledger.agency("T-A").id)):
+        events = models.history(kind, entity)["events"]
+        flat_before: dict = {}
+        for version, event in enumerate(events, start=1):
+            flat_after = flat_state(ledger.repository.get(uid, version=version))
+            assert event["changes"] == loads(dumps(changes(flat_before, flat_after)))
+            assert event["state_after"] == loads(dumps(unflatten(flat_after)))
+            flat_before = flat_after
+        cut = events[-2]["position"]
+        earlier = models.history(kind, entity, as_of_position=cut)["events"]
+        assert earlier == [e for e in events if e["position"] <= cut]
+
+
 def test_read_your_writes_with_a_worker_that_wakes_on_new_events(ledger, small, store_url):
     models = caught_up(ledger)
     receipt = ledger.report_progress(agency("T-B"), small["2"], summary="Quý 3",
@@ -168,6 +195,39 @@ def test_read_your_writes_with_a_worker_that_wakes_on_new_events(ledger, small, 
         worker.join(timeout=60)
         worker_ledger.close()
     assert {p["lag"] for p in models.status()["projections"]} == {0}
+
+
+def test_projections_folding_together_apply_each_event_once_to_a_shared_aggregate(ledger,
+                                                                                   small):
+    """Obligations and accountability fold the same aggregates: at the same position they
+    share the object (each event applied once); one that reloaded its own copy after a cache
+    miss folds that copy by itself, and the tables stay what a fold from zero gives."""
+    from tests.behaviour.projection_helpers import digests, live_generations, scratch_copies
+
+    runner = Runner(ledger)
+    runner.catch_up()
+    obligations = runner.attached["obligations"].cache
+    accountability = runner.attached["accountability"].cache
+    assert obligations.get(small["1"]).aggregate is accountability.get(small["1"]).aggregate
+    accountability.pop(small["1"])  # as if evicted: reloaded from the log on the next page
+    ledger.report_progress(agency("T-A"), small["1"], summary="Đang làm", percent=10)
+    ledger.report_progress(agency("T-A"), small["1"], summary="Gần xong", percent=90)
+    runner.page_size = 1
+    runner.catch_up()
+    mine, theirs = obligations.get(small["1"]), accountability.get(small["1"])
+    assert mine.aggregate is not theirs.aggregate
+    assert mine.aggregate.version == theirs.aggregate.version == ledger.task(small["1"]).version
+    # Both missed it (evicted from both caches): one read and one replay, shared again.
+    obligations.pop(small["1"])
+    accountability.pop(small["1"])
+    ledger.report_progress(agency("T-A"), small["1"], summary="Xong", percent=100)
+    runner.catch_up()
+    mine, theirs = obligations.get(small["1"]), accountability.get(small["1"])
+    assert mine.aggregate is theirs.aggregate
+    assert mine.aggregate.version == ledger.task(small["1"]).version
+    live = live_generations(ledger)
+    with scratch_copies(ledger) as scratch:
+        assert digests(ledger, scratch) == digests(ledger, live)
 
 
 def test_a_copy_built_by_other_code_is_refused_until_rebuilt(ledger, small):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
+from enum import Enum
+from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.deadlines import DeadlineContext, parse_deadline
+from domain.deadlines import DeadlineContext, DeadlineKind, parse_deadline
 from domain.obligations import obligations_on
-from domain.rules import OccurrenceState, TaskStatus
+from domain.rules import Extension, OccurrenceState, TaskStatus
 from projections.audit import apply_changes, changes, flatten, unflatten
-from projections.tables import PageWriter, TableSpec
+from projections.base import dumps_plain, plain
+from projections.tables import PageWriter, TableSpec, dumps
 
 json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 json_value = st.recursive(
@@ -88,3 +91,38 @@ def test_the_one_pass_flattening_of_an_aggregate_equals_flattening_its_plain_sta
     task.progress.append({"occurrence": "2022", "reported_on": date(2022, 5, 1), "percent": 40,
                           "summary": "a/b~#c", "reporter": None})
     assert flat_state(task) == flatten(state_of(task))
+
+
+# -- event data as JSON: the orjson walk equals plain() then dumps() ---------------------------
+
+
+class _Colour(Enum):
+    RED = "red"
+    ONE = 1
+
+
+_int64 = st.integers(-2**63, 2**63 - 1)
+_moments = st.builds(lambda d, z: d.replace(tzinfo=z),
+                     st.datetimes(datetime(1990, 1, 1), datetime(2040, 1, 1)),
+                     st.sampled_from((UTC, timezone(timedelta(hours=7)), None)))
+_leaf = (st.none() | st.booleans() | _int64 | st.text(max_size=5) | st.floats(allow_nan=False)
+         | st.dates() | _moments
+         | st.sampled_from((_Colour.RED, _Colour.ONE, DeadlineKind.STANDING, int,
+                            parse_deadline("Quý II năm 2022", DeadlineContext(date(2021, 8, 26),
+                                                                              2025)),
+                            UUID("12345678-1234-5678-1234-567812345678"),
+                            Extension(date(2023, 1, 31), datetime(2022, 12, 28, tzinfo=UTC),
+                                      False))))
+_plain_values = st.recursive(
+    _leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+    | st.frozensets(_int64, max_size=3)
+    | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    | st.dictionaries(_int64, inner, max_size=2),  # non-str keys: the slow path
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=4), _plain_values, max_size=4))
+def test_dumps_plain_writes_the_same_text_as_dumps_of_plain(value):
+    assert dumps_plain(value) == dumps(plain(value))
