@@ -15,6 +15,7 @@ import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -100,12 +101,21 @@ def projection_lag(status: Any, head: int) -> int | None:
 class AnswerCache:
     """Serialised answers of the read models, keyed by the query and the freshness of the
     projection it reads ((generation, position) of the live copy): a new event or a rebuild
-    changes the key, so a stale answer is never served. Small and per process."""
+    changes the key, so a stale answer is never served. Small and per process.
 
-    def __init__(self, size: int = 512) -> None:
+    Under load two more things matter. Identical queries arriving together are computed
+    once: the others wait for that answer (single flight), instead of each holding a
+    database connection for the same seconds of work. And at most ``concurrency`` answers
+    are computed at a time per process: a computation holds a pooled connection while it
+    judges thousands of obligations in Python (under the GIL, so more at once is not
+    faster), and dozens at once exhausted the pool, which then refused writes too."""
+
+    def __init__(self, size: int = 512, concurrency: int = 4) -> None:
         self.size = size
         self._items: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._in_flight: dict[tuple, Future[bytes]] = {}
+        self._slots = threading.BoundedSemaphore(concurrency)
 
     def get_or_compute(self, key: tuple, compute: Callable[[], dict[str, Any]]) -> bytes:
         with self._lock:
@@ -113,11 +123,26 @@ class AnswerCache:
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        body = orjson.dumps(compute())
+            pending = self._in_flight.get(key)
+            if pending is None:
+                mine: Future[bytes] = Future()
+                self._in_flight[key] = mine
+        if pending is not None:
+            return pending.result()  # the same answer, or the same error
+        try:
+            with self._slots:
+                body = orjson.dumps(compute())
+        except BaseException as exc:
+            mine.set_exception(exc)
+            with self._lock:
+                del self._in_flight[key]
+            raise
         with self._lock:
             self._items[key] = body
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+            del self._in_flight[key]
+        mine.set_result(body)
         return body
 
 

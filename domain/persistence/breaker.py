@@ -12,6 +12,7 @@ check query before every use, ``pre_ping``, which is off by default).
 
 Any OperationalError or InterfaceError opens the breaker (a lock timeout too): the probe,
 not the error, decides whether the server is reachable, so a wrong guess costs one probe.
+Except a pool timeout: all of the process's connections busy is overload, not an outage.
 """
 
 from __future__ import annotations
@@ -92,9 +93,24 @@ class StoreBreaker:
         try:
             with self._get_connection() as conn:
                 yield conn
-        except (OperationalError, InterfaceError):
-            self.trip()
+        except (OperationalError, InterfaceError) as exc:
+            if not _pool_exhausted(exc):
+                self.trip()
             raise
+
+
+def _pool_exhausted(exc: BaseException) -> bool:
+    """Every pooled connection was busy for the whole wait: the server is there, the
+    process is overloaded. Tripping the breaker would turn a queue into an outage (every
+    request, writes included, answered 503 until the next probe)."""
+    from psycopg_pool import PoolTimeout
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, PoolTimeout):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def install_breaker(datastore: Any, **options: Any) -> StoreBreaker | None:

@@ -1,0 +1,99 @@
+"""Overload is not an outage: many slow read-model queries at once must neither compute the
+same answer many times nor exhaust the connection pool and trip the store breaker (which
+answers every request 503 until the next probe). Found by benchmark 3 at 200,000 events:
+68 reads answered 503 `store-unavailable` while PostgreSQL was up."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from domain.persistence.breaker import install_breaker
+from service.read_models import AnswerCache
+
+
+def test_identical_queries_arriving_together_are_computed_once():
+    cache = AnswerCache()
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_answer():
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return {"obligations": ["768/QĐ-UBND#1.1"]}
+
+    with ThreadPoolExecutor(16) as pool:
+        first = pool.submit(cache.get_or_compute, ("obligations", "QNG-STC"), slow_answer)
+        assert started.wait(10)
+        others = [pool.submit(cache.get_or_compute, ("obligations", "QNG-STC"), slow_answer)
+                  for _ in range(15)]
+        release.set()
+        answers = {first.result(10), *(f.result(10) for f in others)}
+    assert len(calls) == 1
+    assert answers == {'{"obligations":["768/QĐ-UBND#1.1"]}'.encode()}
+
+
+def test_waiters_get_the_error_of_the_computation_they_waited_for():
+    cache = AnswerCache()
+    started, release = threading.Event(), threading.Event()
+
+    def failing():
+        started.set()
+        release.wait(10)
+        raise LookupError("unknown agency 'QNG-XYZ'")
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(cache.get_or_compute, ("k",), failing)
+        assert started.wait(10)
+        waiter = pool.submit(cache.get_or_compute, ("k",), failing)
+        release.set()
+        for future in (first, waiter):
+            with pytest.raises(LookupError, match="QNG-XYZ"):
+                future.result(10)
+    # Nothing was cached and nothing is left in flight: the next call computes again.
+    assert cache.get_or_compute(("k",), lambda: {"ok": True}) == b'{"ok":true}'
+
+
+def test_at_most_concurrency_answers_are_computed_at_once():
+    cache = AnswerCache(concurrency=2)
+    running, most = 0, 0
+    lock, release = threading.Lock(), threading.Event()
+
+    def answer():
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(0.2)
+        with lock:
+            running -= 1
+        return {}
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(cache.get_or_compute, ("k", n), answer) for n in range(8)]
+        for future in futures:
+            future.result(10)
+    assert most == 2
+
+
+@pytest.mark.postgres
+def test_a_busy_pool_does_not_trip_the_store_breaker(pg_schema_url):
+    from domain.application import Ledger
+
+    ledger = Ledger(f"{pg_schema_url}&pool_size=1&max_overflow=0&connect_timeout=1")
+    try:
+        datastore = ledger.recorder.datastore
+        breaker = install_breaker(datastore)
+        with datastore.get_connection():  # the only connection, held
+            with pytest.raises(OperationalError):
+                with datastore.get_connection():
+                    pass  # pragma: no cover - the pool has nothing to give
+        assert not breaker.is_open
+        with datastore.get_connection() as conn:  # and the next request is served
+            assert conn.execute("SELECT 1 AS one").fetchone()["one"] == 1
+    finally:
+        ledger.close()
