@@ -6,20 +6,23 @@ the API failed cleanly meanwhile and recovered by itself.
     python -m drills.db_outage --stop-mode immediate   # the server dies (crash recovery)
 
 The drill creates its own disposable cluster (initdb into a temporary directory, a free
-port) and never touches another server. It starts `ledger serve` (several workers) on it,
-runs writers, stops PostgreSQL (`pg_ctl stop -m fast|immediate`), keeps the writers going,
-starts PostgreSQL again, and keeps going a little longer, without restarting the API.
+port) and never touches another server. It starts `ledger serve` (several workers) and
+`ledger worker` on it, runs writers, stops PostgreSQL (`pg_ctl stop -m fast|immediate`),
+keeps the writers going, starts PostgreSQL again, and keeps going a little longer, without
+restarting the API or the worker.
 
 Checked: while the database is down every write is answered 503 problem+json with
 Retry-After (never another 5xx, never a hang beyond the client's timeout), /healthz stays
 200 and /readyz turns 503; after the restart the same server processes answer writes again
 (no restart); every acknowledged write is in the journal exactly once; writes cut off by
 the outage either were stored whole (a directive with all its tasks) or not at all, and
-their retry with the same Idempotency-Key settles them.
+their retry with the same Idempotency-Key settles them; the worker is still running, catches
+up with the journal by itself, and its tables equal a copy rebuilt from zero.
 
 Figures printed: writes acknowledged before / during / after, answers during the outage by
 status, the slowest answer during the outage, seconds from "database started" to the first
-acknowledged write and to /readyz 200, and the verdict's figures.
+acknowledged write and to /readyz 200, how long the worker took to catch up once the load
+stopped, and the verdict's figures.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from drills.common import (
     LoadLog,
     LoadRunner,
     Server,
+    Worker,
     log,
     prepare_ledger,
     print_figures,
@@ -71,6 +75,7 @@ def run_drill(*, before: float = 4, down: float = 6, after: float = 4, outages: 
               seed: int = 11) -> dict:
     cluster = Cluster().create()
     server = None
+    worker = None
     probe = None
     try:
         import psycopg
@@ -84,6 +89,8 @@ def run_drill(*, before: float = 4, down: float = 6, after: float = 4, outages: 
         server = Server(url, workers=workers)
         server.start()
         server.wait_ready()
+        worker = Worker(url)
+        worker.start()
         load = LoadLog()
         probe = Probe(server.base)
         probe_thread = threading.Thread(target=probe.run, daemon=True)
@@ -111,20 +118,58 @@ def run_drill(*, before: float = 4, down: float = 6, after: float = 4, outages: 
         probe_thread.join(timeout=30)
         resolve_in_doubt(server.base, load)
         verdict = verify(url, load)
-        server_log = server.output()
+        worker_figures = _worker_recovered(url, worker)
+        server_log = server.output() + worker.output()
         server.stop()
-        return _figures(load, probe, windows, verdict, server_log, server.process)
+        worker.stop()
+        return _figures(load, probe, windows, verdict, server_log, worker_figures)
     finally:
         if probe is not None:
             probe.stop.set()
         if server is not None:
             server.stop()
+        if worker is not None:
+            worker.stop()
         cluster.destroy()
 
 
+def _worker_recovered(url: str, worker: Worker, timeout: float = 60) -> dict:
+    """The projection worker, never restarted, must still run after the outages and catch up
+    with the journal by itself; then its tables must equal a copy rebuilt from zero."""
+    from domain.application import Ledger
+    from drills.crash import projections_match_a_rebuild
+    from projections import registry
+    from projections.db import Db
+
+    ledger = Ledger(url)
+    started = time.monotonic()
+    caught_up = None
+    try:
+        db = Db(ledger)
+        head = db.head_position()
+        while time.monotonic() - started < timeout and worker.running:
+            with db.read() as cur:
+                live = registry.live_generations(cur, db)
+            if live and min(g.position for g in live.values()) >= head:
+                caught_up = time.monotonic() - started
+                break
+            time.sleep(0.1)
+    finally:
+        ledger.close()
+    alive = worker.running
+    differ = projections_match_a_rebuild(url) if caught_up is not None else ["(not caught up)"]
+    return {"alive": alive, "caught_up": caught_up, "differ": differ}
+
+
 def _figures(load: LoadLog, probe: Probe, windows, verdict, server_log: str,
-             _process) -> dict:
+             worker: dict) -> dict:
     failures = list(verdict.failures)
+    if not worker["alive"]:
+        failures.append("the projection worker died during the outages")
+    if worker["caught_up"] is None:
+        failures.append("the projection worker did not catch up with the journal by itself")
+    if worker["differ"]:
+        failures.append(f"projection tables differ from a rebuild: {worker['differ']}")
     first_stop, last_start = windows[0][0], windows[-1][2]
 
     def during(t: float) -> bool:
@@ -159,7 +204,7 @@ def _figures(load: LoadLog, probe: Probe, windows, verdict, server_log: str,
     if 503 not in ready_down:
         failures.append(f"/readyz never answered 503 during the outage ({ready_down})")
     if "drill-db-secret" in server_log:
-        failures.append("the database password appears in the server's output")
+        failures.append("the database password appears in the server's or worker's output")
     acked = [(s, e) for s, e, st in load.timeline if st in (200, 201)]
     figures = {
         "outages": len(windows),
@@ -175,6 +220,9 @@ def _figures(load: LoadLog, probe: Probe, windows, verdict, server_log: str,
             "never" if r is None else f"{r:.2f}" for r in recoveries),
         "database start -> /readyz 200 (s)": ", ".join(
             "never" if r is None else f"{r:.2f}" for r in ready_after),
+        "worker (never restarted) caught up after the load (s)": (
+            "never" if worker["caught_up"] is None else round(worker["caught_up"], 2)),
+        "projection tables equal to a rebuild": "all" if not worker["differ"] else "NO",
         "/healthz while down": sorted(map(str, health_down)),
         "/readyz while down": sorted(map(str, ready_down)),
         **verdict.figures,
