@@ -117,22 +117,6 @@ class Snapshot:
         cur.execute(sql, (*bound, *params))
         return cur.fetchall()
 
-    def select_linked(self, cur: Cursor, logical: str, columns: Sequence[str],
-                      agencies: Iterable[str]) -> list[tuple[Any, ...]]:
-        """Rows of a table keyed by ``task_id`` for the tasks linked to ``agencies`` (as
-        lead or coordinator), in one statement: the database joins on the keys instead of
-        receiving thousands of task ids back as parameters."""
-        condition, bound = self.where("t")
-        link_condition, link_bound = self.where("a")
-        codes = sorted(set(agencies))
-        marks = ", ".join(["%s"] * len(codes))
-        sql = (f"SELECT {', '.join('t.' + c for c in columns)} FROM {self.table(logical)} t "
-               f"WHERE {condition} AND t.task_id IN (SELECT a.task_id FROM "
-               f"{self.table('obl_task_agency')} a WHERE {link_condition} "
-               f"AND a.agency IN ({marks}))")
-        cur.execute(sql, (*bound, *link_bound, *codes))
-        return cur.fetchall()
-
     def select_in(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
                   values: Iterable[Any], where: str = "", params: Sequence[Any] = ()
                   ) -> list[tuple[Any, ...]]:
@@ -290,9 +274,9 @@ class ReadModels:
             via[agency] = "self"
             links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
                                    "agency", via)
-            tasks = _obl_tasks(snap.select_linked(cur, "obl_task", _TASK_COLUMNS, via))
+            tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _TASK_COLUMNS, via))
             occurrences = _obl_occurrences(
-                snap.select_linked(cur, "obl_occurrence", _OCC_COLUMNS, via))
+                _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
             rows = []
             for code, tid, role in links:
                 task = tasks.get(tid)
@@ -561,6 +545,23 @@ def _tenure_json(tenure: Tenure | None) -> dict[str, Any] | None:
 _TASK_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "content",
                  "deliverable", "lead", "coordinating", "deadline", "assigned_on",
                  "cancelled_on", "progress_reports", "last_progress")
+
+
+def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
+                 agencies: Iterable[str]) -> list[tuple[Any, ...]]:
+    """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
+    (as lead or coordinator), in one statement: the database joins on the keys instead of
+    receiving thousands of task ids back as parameters."""
+    condition, bound = snap.where("t")
+    link_condition, link_bound = snap.where("a")
+    codes = sorted(set(agencies))
+    marks = ", ".join(["%s"] * len(codes))
+    cur.execute(
+        f"SELECT {', '.join('t.' + c for c in columns)} FROM {snap.table(logical)} t "
+        f"WHERE {condition} AND t.task_id IN (SELECT a.task_id FROM "
+        f"{snap.table('obl_task_agency')} a WHERE {link_condition} AND a.agency IN ({marks}))",
+        (*bound, *link_bound, *codes))
+    return cur.fetchall()
 
 
 def _obl_tasks(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:

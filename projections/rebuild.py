@@ -29,7 +29,6 @@ from projections.runner import (
     create_tables,
     drop_tables,
     ensure_projections,
-    frozen_gc,
     projections_named,
 )
 
@@ -87,8 +86,7 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
     generation = claim_generations(db, projections, "scratch")[name]
     runner = Runner(ledger, projections, page_size=page_size, until=until)
     runner.attach(projections[0], generation, ("scratch",))
-    with frozen_gc():
-        runner.catch_up(freeze_gc=True)
+    runner.catch_up(freeze_gc=True)
     create_indexes(db, projections, {name: generation})
     return generation
 
@@ -106,8 +104,7 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
     try:
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
-        with frozen_gc():
-            runner.catch_up(progress=progress, freeze_gc=True)
+        runner.catch_up(progress=progress, freeze_gc=True)
         create_indexes(db, projections, claimed)  # before readers can see the copy
         for projection in projections:
             analyze_tables(db, projection, claimed[projection.name])

@@ -30,8 +30,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -72,17 +71,6 @@ def projections_named(names: Iterable[str] | None) -> list[Projection]:
             raise KeyError(f"unknown projection {name!r} (known: {', '.join(known)})")
         chosen.append(known[name])
     return chosen
-
-
-@contextmanager
-def frozen_gc() -> Iterator[None]:
-    """Around ``catch_up(freeze_gc=True)``: unfreeze the collector's permanent generation at
-    the end (which also unfreezes anything frozen before, so use it only where nothing else
-    freezes objects: the CLI's rebuild, comparisons)."""
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -429,18 +417,23 @@ class Runner:
         page, move every object alive to the collector's permanent generation
         (``gc.freeze()``), so that the automatic collections only look at what the next
         pages allocate instead of walking the whole entity cache again and again (that was
-        about 40% of a 200k-event rebuild). The caller must ``gc.unfreeze()`` when done
-        (``frozen_gc``): whatever cyclic garbage was frozen is collected after that."""
+        about 40% of a 200k-event rebuild). Unfrozen at the end, so whatever cyclic garbage
+        was frozen is collected after all (this also unfreezes objects frozen by anyone else:
+        use it only where nothing else freezes, as in the CLI's rebuild)."""
         total = 0
-        while stop is None or not stop.is_set():
-            folded = self.step()
-            total += folded
+        try:
+            while stop is None or not stop.is_set():
+                folded = self.step()
+                total += folded
+                if freeze_gc:
+                    gc.freeze()
+                if progress is not None:
+                    progress(self.min_position(), self.db.head_position())
+                if folded == 0:
+                    break
+        finally:
             if freeze_gc:
-                gc.freeze()
-            if progress is not None:
-                progress(self.min_position(), self.db.head_position())
-            if folded == 0:
-                break
+                gc.unfreeze()
         return total
 
     def min_position(self) -> int:
