@@ -2,9 +2,10 @@
 
 1. Claim: create generation g+1's tables and register it as ``building`` (refused while
    another rebuild of the same projection is alive; a dead one's leftovers are dropped).
-2. Build: fold the whole log into g+1 in big pages, outside any long transaction, while the
-   live copy g keeps being updated by the workers and read by everyone. g+1's secondary
-   indexes are created once it has caught up (bulk-loading without them is faster).
+2. Build: fold the log up to the head into g+1 entity by entity (``entity_order``), in
+   pages outside any long transaction, while the live copy g keeps being updated by the
+   workers and read by everyone; then fold what arrived meanwhile in position order. g+1's
+   secondary indexes are created once it has caught up (bulk-loading without them is faster).
 3. Switch, in one transaction: lock the registry and g's row (the live worker's next page
    waits), fold whatever arrived since step 2 into g+1, then mark g ``retired`` and g+1
    ``live``. Readers resolve the live generation per query, so they see all of g or all of
@@ -22,6 +23,7 @@ from typing import Any
 from projections import registry
 from projections.base import Projection
 from projections.db import Db
+from projections.entity_order import build_in_entity_order
 from projections.runner import (
     Progress,
     Runner,
@@ -86,7 +88,8 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
     generation = claim_generations(db, projections, "scratch")[name]
     runner = Runner(ledger, projections, page_size=page_size, until=until)
     runner.attach(projections[0], generation, ("scratch",))
-    runner.catch_up(freeze_gc=True)
+    build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
+                          until=until)
     create_indexes(db, projections, {name: generation})
     return generation
 
@@ -104,7 +107,9 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
     try:
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
-        runner.catch_up(progress=progress, freeze_gc=True)
+        build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
+                              progress=progress)
+        runner.catch_up()  # what arrived during the build, in position order
         create_indexes(db, projections, claimed)  # before readers can see the copy
         for projection in projections:
             analyze_tables(db, projection, claimed[projection.name])

@@ -25,7 +25,6 @@ per page and folded again. A stateless projection (the audit index) keeps no ent
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -411,29 +410,17 @@ class Runner:
             groups[attached.position].append(attached)
         return sum(self._page(group) for _, group in sorted(groups.items()))
 
-    def catch_up(self, progress: Progress | None = None, stop: threading.Event | None = None,
-                 *, freeze_gc: bool = False) -> int:
-        """Fold pages until the head. ``freeze_gc`` (a long catch-up: a rebuild): after each
-        page, move every object alive to the collector's permanent generation
-        (``gc.freeze()``), so that the automatic collections only look at what the next
-        pages allocate instead of walking the whole entity cache again and again (that was
-        about 40% of a 200k-event rebuild). Unfrozen at the end, so whatever cyclic garbage
-        was frozen is collected after all (this also unfreezes objects frozen by anyone else:
-        use it only where nothing else freezes, as in the CLI's rebuild)."""
+    def catch_up(self, progress: Progress | None = None, stop: threading.Event | None = None
+                 ) -> int:
+        """Fold pages until the head (or until ``stop`` is set); returns events folded."""
         total = 0
-        try:
-            while stop is None or not stop.is_set():
-                folded = self.step()
-                total += folded
-                if freeze_gc:
-                    gc.freeze()
-                if progress is not None:
-                    progress(self.min_position(), self.db.head_position())
-                if folded == 0:
-                    break
-        finally:
-            if freeze_gc:
-                gc.unfreeze()
+        while stop is None or not stop.is_set():
+            folded = self.step()
+            total += folded
+            if progress is not None:
+                progress(self.min_position(), self.db.head_position())
+            if folded == 0:
+                break
         return total
 
     def min_position(self) -> int:

@@ -202,20 +202,25 @@ def test_a_rebuilt_copy_gets_its_secondary_indexes_once_filled(ledger):
         assert index_names(ledger, scratch) == set()
 
 
-def test_a_rebuild_freezes_the_collector_between_pages_and_unfreezes_it_after(ledger,
-                                                                              monkeypatch):
+def test_a_rebuild_pauses_the_collector_while_folding_and_restores_it_after(ledger):
     import gc
 
     import_plan(ledger)
     Runner(ledger).catch_up()
-    frozen: list[int] = []
-    step = Runner.step
+    seen: list[bool] = []
+    rebuild(ledger, page_size=10, grace=0,
+            progress=lambda done, total: seen.append(gc.isenabled()))
+    assert len(seen) > 2 and not any(seen[:-1])  # every page of the build: paused
+    assert gc.isenabled()
 
-    def observed(self):
-        frozen.append(gc.get_freeze_count())
-        return step(self)
 
-    monkeypatch.setattr(Runner, "step", observed)
-    rebuild(ledger, page_size=10, grace=0)
-    assert len(frozen) > 2 and frozen[0] == 0 and all(n > 0 for n in frozen[1:])
-    assert gc.get_freeze_count() == 0
+def test_a_rebuild_leaves_the_collector_off_when_it_was_off(ledger):
+    import gc
+
+    import_plan(ledger)
+    gc.disable()
+    try:
+        rebuild(ledger, grace=0)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
