@@ -33,7 +33,6 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import TopicError, resolve_topic
 
 from projections import registry
-from projections.base import entity_type
 from projections.db import Db
 from projections.runner import Attached, fold_group
 from projections.tables import ledger_time_text
