@@ -22,6 +22,11 @@ folds whatever arrived since in position order, like a worker (``Runner.fold_rem
 from __future__ import annotations
 
 import gc
+import pickle
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,28 +138,36 @@ def _decode(db: Db, position: int, oid: Any, version: int, topic: str,
         id=position, originator_id=uid, originator_version=version, topic=topic, state=state))
 
 
-def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str],
-                 page: int) -> Iterator[tuple[list[tuple[int, Any, str]], int]]:
+def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str], page: int,
+                 ids: tuple[UUID, UUID | None] | None = None
+                 ) -> Iterator[tuple[list[tuple[int, Any, str]], int]]:
     """Pass two: the events up to ``until`` of the entities of ``kinds`` in entity order
     (by id, then version), decoded, as pages of whole entities — (position, event, ledger
     time) — with the number of rows read for each page (events of other kinds included).
+    ``ids`` = (first, end): only the entities whose ids are in [first, end) (PostgreSQL).
 
     Read by keyset on the primary key in short transactions: rows up to ``until`` never
     change, and every entity's events up to it are a prefix of its versions."""
     topics = _Topics()
     mapper = db.ledger.mapper
-    after: tuple[Any, int] | None = None
+    after: tuple[Any, int] | None = (ids[0], 0) if ids else None
+    end = ids[1] if ids else None
     pending: list[tuple[int, Any, str]] = []  # the last entity read, maybe not whole yet
     read = 0
     while True:
         with db.read() as cur:
             # Only the primary key in the condition, so the plan is a walk along it; events
             # after ``until`` (later versions, new entities) are skipped here instead.
-            where = "WHERE (originator_id, originator_version) > (%s, %s) " if after else ""
+            conditions = ["(originator_id, originator_version) > (%s, %s)"] if after else []
+            params: list[Any] = list(after or ())
+            if end is not None:
+                conditions.append("originator_id < %s")
+                params.append(end)
+            where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
             cur.execute(
                 f"SELECT {db.position_column}, originator_id, originator_version, topic, state "
                 f"FROM {db.events_table} {where}"
-                "ORDER BY originator_id, originator_version LIMIT %s", (*(after or ()), page))
+                "ORDER BY originator_id, originator_version LIMIT %s", (*params, page))
             rows = cur.fetchall()
         if not rows:
             break
@@ -182,10 +195,14 @@ def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str],
 
 
 def build_in_entity_order(db: Db, group: Sequence[Attached], *, page_size: int = 5000,
-                          until: int | None = None, progress: Progress | None = None) -> int:
+                          until: int | None = None, progress: Progress | None = None,
+                          jobs: int = 1) -> int:
     """Fill the empty generations of ``group`` (all at position 0, states ``building`` or
     ``scratch``) from the log up to ``until`` (default: the head now), entity by entity; then
-    move them to the last position folded. Returns that position."""
+    move them to the last position folded. Returns that position.
+
+    ``jobs`` > 1 (PostgreSQL): that many processes fold disjoint ranges of entity ids side by
+    side, each writing its rows in its own transactions (entities are independent)."""
     for attached in group:
         if attached.position != 0:
             raise ValueError(f"{attached.name}: an entity-ordered build starts from zero "
@@ -194,8 +211,11 @@ def build_in_entity_order(db: Db, group: Sequence[Attached], *, page_size: int =
     if head == 0:
         return 0
     times = ledger_times(db, head)
-    with collector_paused() as tick:
-        _build(db, group, times, page_size, progress, tick)
+    if jobs > 1 and db.dialect == "postgres":
+        _build_in_parallel(db, group, times, page_size, progress, jobs)
+    else:
+        with collector_paused() as tick:
+            _build(db, group, times, page_size, progress, tick, None)
     with db.write() as cur:
         for attached in group:
             registry.advance(cur, db, attached.name, attached.generation, expected=0,
@@ -232,12 +252,13 @@ def collector_paused(every: int = 20) -> Iterator[Callable[[], None]]:
 
 
 def _build(db: Db, group: Sequence[Attached], times: LedgerTimes, page_size: int,
-           progress: Progress | None, tick: Callable[[], None]) -> None:
+           progress: Progress | None, tick: Callable[[], None],
+           ids: tuple[UUID, UUID | None] | None) -> None:
     kinds = frozenset().union(*(a.projection.entity_types for a in group))
     done = 0
     if progress is not None:
         progress(0, times.events)
-    for page, read in entity_pages(db, times.last, times, kinds, page_size):
+    for page, read in entity_pages(db, times.last, times, kinds, page_size, ids):
         folded = fold_group(db, group, page)
         with db.write() as cur:
             for attached, (writer, _) in zip(group, folded, strict=True):
@@ -245,11 +266,116 @@ def _build(db: Db, group: Sequence[Attached], times: LedgerTimes, page_size: int
                     raise RuntimeError(f"{attached.name}: a row version left open across "
                                        "pages of an entity-ordered build")
                 writer.flush(cur, db, attached.generation)
-            for attached in group:  # shows the build is alive (a stale one may be dropped)
-                registry.advance(cur, db, attached.name, attached.generation, expected=0,
-                                 position=0, ledger_time=ledger_time_text(None), events=0,
-                                 states=attached.states)
+            if ids is None:
+                heartbeat(cur, db, group)
         done += read
         tick()
         if progress is not None:
             progress(done, times.events)
+
+
+def heartbeat(cur: Any, db: Db, group: Sequence[Attached]) -> None:
+    """Shows the build is alive: a ``building`` copy that stops moving is dropped as stale
+    by the next rebuild (``rebuild.STALE_AFTER``)."""
+    for attached in group:
+        registry.advance(cur, db, attached.name, attached.generation, expected=0,
+                         position=0, ledger_time=ledger_time_text(None), events=0,
+                         states=attached.states)
+
+
+def id_ranges(jobs: int) -> list[tuple[UUID, UUID | None]]:
+    """``jobs`` ranges of equal width covering every UUID (ids are uniformly spread: uuid5
+    digests or random)."""
+    step = (1 << 128) // jobs
+    bounds = [UUID(int=i * step) for i in range(jobs)]
+    return [(bounds[i], bounds[i + 1] if i + 1 < jobs else None) for i in range(jobs)]
+
+
+def _build_in_parallel(db: Db, group: Sequence[Attached], times: LedgerTimes, page_size: int,
+                       progress: Progress | None, jobs: int) -> None:
+    """Folds ranges of entity ids in child processes (``python -m projections.entity_order``:
+    fresh interpreters, so nothing of this process's connections, threads or main script is
+    inherited or run again); this process reports their progress and keeps the build's
+    heartbeat. Any child's failure fails the build, and the others are stopped."""
+    targets = [(a.name, a.generation, a.states) for a in group]
+    folded = [0] * jobs
+    children = []
+    try:
+        for ids in id_ranges(jobs):
+            child = subprocess.Popen(
+                [sys.executable, "-m", "projections.entity_order"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert child.stdin is not None
+            child.stdin.write(pickle.dumps((db.ledger.store.url, targets, times, page_size,
+                                            ids)))
+            child.stdin.close()
+            children.append(child)
+        readers = [threading.Thread(target=_follow, args=(child, folded, i), daemon=True)
+                   for i, child in enumerate(children)]
+        for reader in readers:
+            reader.start()
+        while any(child.poll() is None for child in children):
+            for child in children:
+                if child.poll() not in (None, 0):
+                    break
+            else:
+                with db.write() as cur:
+                    heartbeat(cur, db, group)
+                if progress is not None:
+                    progress(sum(folded), times.events)
+                time.sleep(0.5)
+                continue
+            break
+        for child in children:
+            if child.wait() != 0:
+                stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+                last = stderr.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+                raise RuntimeError(f"a build process failed: {last[0]}")
+        for reader in readers:
+            reader.join()
+        if progress is not None:
+            progress(sum(folded), times.events)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
+def _follow(child: subprocess.Popen[bytes], folded: list[int], index: int) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        folded[index] = int(line)
+
+
+def _build_part() -> None:
+    """A child process's share of ``_build_in_parallel``: its arguments pickled on stdin,
+    the events it has folded so far printed on stdout after each page."""
+    from domain.application import Ledger
+    from projections.runner import projections_named
+
+    url, targets, times, page_size, ids = pickle.loads(sys.stdin.buffer.read())
+    ledger = Ledger(url)
+    try:
+        db = Db(ledger)
+        projections = projections_named([name for name, _, _ in targets])
+        group = [Attached(projection, generation, 0, None, states)
+                 for (_, generation, states), projection in zip(targets, projections,
+                                                                strict=True)]
+        with collector_paused() as tick:
+            _build(db, group, times, page_size,
+                   lambda done, _total: print(done, flush=True), tick, ids)
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    try:
+        _build_part()
+    except Exception as exc:  # one line for the parent's error message; the trace above it
+        import traceback
+
+        traceback.print_exc()
+        reason = str(exc).strip().splitlines()[:1] or [""]
+        print(f"{type(exc).__name__}: {reason[0]}", file=sys.stderr)
+        sys.exit(1)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -96,7 +97,7 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
 
 def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int = 2000,
             cache_size: int = 50_000, progress: Progress | None = None,
-            grace: float = 2.0) -> dict[str, dict[str, int]]:
+            grace: float = 2.0, jobs: int | None = None) -> dict[str, dict[str, int]]:
     """Rebuild the named projections (default: all) and switch them live. Returns, per
     projection, the old and new generation and the position the new one went live at."""
     db = Db(ledger)
@@ -108,7 +109,7 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
         for projection in projections:
             runner.attach(projection, claimed[projection.name], ("building",))
         build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
-                              progress=progress)
+                              progress=progress, jobs=jobs or default_jobs(db))
         runner.catch_up()  # what arrived during the build, in position order
         create_indexes(db, projections, claimed)  # before readers can see the copy
         for projection in projections:
@@ -135,6 +136,17 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
                 drop_tables(cur, db, projection, old)
                 registry.delete_generation(cur, db, projection.name, old)
     return result
+
+
+PARALLEL_FROM = 100_000  # events: below this, starting processes costs more than it saves
+
+
+def default_jobs(db: Db) -> int:
+    """Processes for an entity-ordered build: two on PostgreSQL for a big ledger when the
+    machine has two cores or more (SQLite has one writer at a time: one)."""
+    if db.dialect != "postgres" or (os.cpu_count() or 1) < 2:
+        return 1
+    return 2 if db.head_position() >= PARALLEL_FROM else 1
 
 
 def analyze_tables(db: Db, projection: Projection, generation: int) -> None:

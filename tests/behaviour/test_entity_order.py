@@ -6,14 +6,23 @@ processes with different clocks wrote, so that recorded times go backwards along
 
 from __future__ import annotations
 
+from uuid import UUID, uuid4
+
 import pytest
 
 from domain.application import Ledger
 from domain.ids import task_id
 from projections import entity_order
 from projections.db import Db
-from projections.rebuild import rebuild
-from projections.runner import Runner, decode_page
+from projections.rebuild import claim_generations, rebuild
+from projections.runner import (
+    Attached,
+    Runner,
+    decode_page,
+    drop_tables,
+    ensure_projections,
+    projections_named,
+)
 from tests.behaviour.helpers import OPERATOR
 from tests.behaviour.projection_helpers import digests, issue_small, live_generations
 from tests.conftest import FakeClock
@@ -21,6 +30,15 @@ from tests.conftest import FakeClock
 
 @pytest.fixture
 def two_clocks(store_url):
+    yield from _two_clocks(store_url)
+
+
+@pytest.fixture
+def two_clocks_pg(pg_schema_url):
+    yield from _two_clocks(pg_schema_url)
+
+
+def _two_clocks(store_url):
     """The small ledger written by two processes whose clocks disagree by two hours."""
     ahead, behind = FakeClock("2021-09-01 10:00"), FakeClock("2021-09-01 08:00")
     first, second = Ledger(store_url, clock=ahead), Ledger(store_url, clock=behind)
@@ -70,3 +88,40 @@ def test_a_rebuild_in_entity_order_equals_the_fold_in_position_order(two_clocks,
     result = rebuild(ledger, page_size=page_size, grace=0)
     assert all(r["position"] == Db(ledger).head_position() for r in result.values())
     assert digests(ledger, live_generations(ledger)) == before  # every version, every column
+
+
+@pytest.mark.postgres
+def test_a_build_split_over_processes_by_entity_ids_equals_the_fold_in_position_order(
+        two_clocks_pg):
+    ledger = two_clocks_pg
+    Runner(ledger, page_size=3).catch_up()
+    before = digests(ledger, live_generations(ledger))
+    seen: list[tuple[int, int]] = []
+    rebuild(ledger, page_size=4, grace=0, jobs=3, progress=lambda *p: seen.append(p))
+    assert digests(ledger, live_generations(ledger)) == before
+    head = Db(ledger).head_position()
+    assert seen[-1] == (head, head)
+
+
+def test_id_ranges_cover_every_id_once():
+    ranges = entity_order.id_ranges(3)
+    assert ranges[0][0] == UUID(int=0) and ranges[-1][1] is None
+    assert all(ranges[i][1] == ranges[i + 1][0] for i in range(2))
+    ids = [UUID(int=0), UUID(int=(1 << 128) - 1), uuid4(), uuid4(), uuid4(), ranges[1][0]]
+    for uid in ids:
+        assert sum(lo <= uid and (hi is None or uid < hi) for lo, hi in ranges) == 1
+
+
+@pytest.mark.postgres
+def test_a_failing_build_process_fails_the_build_with_its_reason(two_clocks_pg):
+    ledger = two_clocks_pg
+    db = Db(ledger)
+    ensure_projections(db)
+    audit = projections_named(["audit"])
+    generation = claim_generations(db, audit, "building")["audit"]
+    with db.write() as cur:  # the children will have nowhere to write
+        drop_tables(cur, db, audit[0], generation)
+    times = entity_order.ledger_times(db, db.head_position())
+    group = [Attached(audit[0], generation, 0, None, ("building",))]
+    with pytest.raises(RuntimeError, match=rf"a build process failed: .*aud_event_g{generation}"):
+        entity_order._build_in_parallel(db, group, times, 10, None, 2)

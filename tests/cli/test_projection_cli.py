@@ -64,7 +64,7 @@ def test_read_commands_answer_for_people_and_for_machines(store_url):
                              "--json").stdout)
     assert summary["directive"]["number"] == "768/QĐ-UBND"
 
-    rebuilt = run(store_url, "rebuild", "obligations", "--grace", "0", "--json")
+    rebuilt = run(store_url, "rebuild", "obligations", "--grace", "0", "--jobs", "2", "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["projections"]["obligations"]["generation"] == 2
     assert run(store_url, "worker", "--once").returncode == 0
