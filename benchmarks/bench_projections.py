@@ -19,7 +19,9 @@ from typing import Any
 from benchmarks.bench_store import raw_select_decode
 from benchmarks.common import Row, percentile, rate
 from domain.application import Ledger
+from projections.db import Db
 from projections.queries import ReadModels
+from projections.rebuild import default_jobs
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 
@@ -28,6 +30,7 @@ def rebuild_all(url: str) -> list[Row]:
     ledger = Ledger(url)
     try:
         n_raw, s_raw = raw_select_decode(ledger)
+        jobs = default_jobs(Db(ledger))
     finally:
         ledger.close()
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "COLUMNS": "120"}
@@ -40,12 +43,18 @@ def rebuild_all(url: str) -> list[Row]:
     if status != 0:
         raise RuntimeError(f"ledger rebuild failed (status {status})")
     json.loads(out)  # it answered what it built
+    # wait4 reports the largest of the process and the build processes it waited for; with
+    # jobs > 1 they run side by side, so their sum is at most (jobs + 1) times that.
     rss_mb = usage.ru_maxrss / 1024
+    total_mb = rss_mb * (jobs + 1 if jobs > 1 else 1)
+    memory = (f"peak RSS {rss_mb:.0f} MB" if jobs == 1 else
+              f"{jobs} build processes, peak RSS ≤ {rss_mb:.0f} MB each, "
+              f"≤ {total_mb:.0f} MB in all")
     ours, raw = n_raw / seconds, n_raw / s_raw
     return [Row("4. rebuild all projections", f"{rate(n_raw, seconds)} · {seconds:.1f} s · "
-                f"peak RSS {rss_mb:.0f} MB", f"{rate(n_raw, s_raw)} raw select+decode",
+                f"{memory}", f"{rate(n_raw, s_raw)} raw select+decode",
                 ours / raw, "≥ 0.6× raw; 1M in < 40 s; RSS < 500 MB",
-                ours / raw >= 0.6 and rss_mb < 500 and (n_raw < 1_000_000 or seconds < 40))]
+                ours / raw >= 0.6 and total_mb < 500 and (n_raw < 1_000_000 or seconds < 40))]
 
 
 def _event_at(ledger: Ledger, position: int) -> Any:
