@@ -22,6 +22,7 @@ folds whatever arrived since in position order, like a worker (``Runner.fold_rem
 from __future__ import annotations
 
 import gc
+import os
 import pickle
 import subprocess
 import sys
@@ -363,9 +364,15 @@ def _build_part() -> None:
         group = [Attached(projection, generation, 0, None, states)
                  for (_, generation, states), projection in zip(targets, projections,
                                                                 strict=True)]
+        parent = os.getppid()
+
+        def report(done: int, _total: int) -> None:
+            if os.getppid() != parent:  # the rebuild died: its copy will be dropped
+                raise SystemExit(f"the rebuild process {parent} is gone; stopping")
+            print(done, flush=True)
+
         with collector_paused() as tick:
-            _build(db, group, times, page_size,
-                   lambda done, _total: print(done, flush=True), tick, ids)
+            _build(db, group, times, page_size, report, tick, ids)
     finally:
         ledger.close()
 
