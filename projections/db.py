@@ -17,6 +17,8 @@ from typing import Any
 from eventsourcing.persistence import OperationalError, PersistenceError
 from psycopg.rows import tuple_row
 
+LONG_READ_IDLE_SECONDS = 300
+
 
 class Cursor:
     """A cursor with ``%s`` placeholders on both stores and tuple rows."""
@@ -123,10 +125,19 @@ class Db:
                 raise OperationalError(str(exc)) from exc
 
     @contextmanager
-    def read(self) -> Iterator[Cursor]:
-        """One read-only transaction (SQLite: one consistent snapshot)."""
+    def read(self, *, long: bool = False) -> Iterator[Cursor]:
+        """One read-only transaction (SQLite: one consistent snapshot).
+
+        ``long``: the caller works in Python between statements for longer than the store's
+        idle-in-transaction timeout allows (the library's default is 5 s, which is right
+        for writes: a write transaction left idle holds the events table's lock). A read-model
+        query judging every obligation of a 1M-event ledger needs more; a read-only
+        transaction idle that long holds no lock."""
         try:
             with self.datastore.transaction(commit=False) as raw:
+                if long and self.dialect == "postgres":
+                    raw.execute(f"SET LOCAL idle_in_transaction_session_timeout = "
+                                f"'{LONG_READ_IDLE_SECONDS}s'")
                 yield Cursor(raw, self.dialect)
         except sqlite3.Error as exc:
             raise PersistenceError(str(exc)) from exc

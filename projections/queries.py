@@ -140,12 +140,13 @@ class ReadModels:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _read(self, fn: Callable[[Cursor], T]) -> T:
+    def _read(self, fn: Callable[[Cursor], T], *, long: bool = False) -> T:
         """Run a query in one read transaction; once more if a rebuild dropped the generation
-        it had just resolved (the grace period makes that rare)."""
+        it had just resolved (the grace period makes that rare). ``long``: a query that
+        judges rows in Python between its statements (see ``Db.read``)."""
         for attempt in (1, 2):
             try:
-                with self.db.read() as cur:
+                with self.db.read(long=long) as cur:
                     return fn(cur)
             except PersistenceError as exc:
                 text = str(exc).lower()
@@ -300,7 +301,7 @@ class ReadModels:
                 "counts": _counts(rows), "obligations": _json_rows(rows),
             }
 
-        return self._read(read)
+        return self._read(read, long=True)
 
     def directive_summary(self, directive: str, *, as_of: datetime | None = None,
                           as_of_position: int | None = None,
@@ -339,7 +340,7 @@ class ReadModels:
                 "obligations": _json_rows(rows),
             }
 
-        return self._read(read)
+        return self._read(read, long=True)
 
     def obligation_counts(self, *, as_of: datetime | None = None,
                           as_of_position: int | None = None,
@@ -374,7 +375,7 @@ class ReadModels:
                             "next_due": nearest[code].isoformat() if code in nearest else None})
             return {"effective_on": day.isoformat(), "as_of": snap.meta(), "agencies": out}
 
-        return self._read(read)
+        return self._read(read, long=True)
 
     # -- accountability ----------------------------------------------------------------------
 
@@ -412,7 +413,7 @@ class ReadModels:
                 "heads": out["head"], "groups": out["group"], "without_head": out["no_head"],
             }
 
-        return self._read(read)
+        return self._read(read, long=True)
 
     # -- audit history -----------------------------------------------------------------------
 
@@ -464,7 +465,7 @@ class ReadModels:
             return {"entity_type": kind, "entity_id": str(entity_uuid),
                     "as_of": snap.meta(), "events": events}
 
-        return self._read(read)
+        return self._read(read, long=True)
 
     def _resolve(self, kind: str, entity: str | UUID) -> UUID:
         if kind not in ("task", "directive", "agency"):

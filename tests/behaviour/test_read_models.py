@@ -244,3 +244,33 @@ def test_a_copy_built_by_other_code_is_refused_until_rebuilt(ledger, small):
     assert {p["name"]: p["outdated"] for p in models.status()["projections"]}["obligations"]
     rebuild(ledger, ["obligations"], grace=0)
     assert models.obligations("T-A")["agency"]["code"] == "T-A"
+
+
+@pytest.mark.postgres
+def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_schema_url,
+                                                                        clock, monkeypatch):
+    """The store's idle-in-transaction timeout guards writes (1 s here, 5 s by default); a
+    read-model query that works in Python between its statements for longer (the counts of
+    a 1M-event ledger took more than 5 s) must not be cut off by it."""
+    import time
+
+    from domain.application import Ledger
+    from projections import queries
+
+    ledger = Ledger(pg_schema_url, clock=clock,
+                    env={"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"})
+    try:
+        issue_small(ledger)
+        Runner(ledger).catch_up()
+        models = ReadModels(ledger)
+        expected = models.obligation_counts()
+        judged = queries._obl_tasks
+
+        def slow(rows):
+            time.sleep(1.5)  # idle in the transaction between two statements
+            return judged(rows)
+
+        monkeypatch.setattr(queries, "_obl_tasks", slow)
+        assert models.obligation_counts() == expected
+    finally:
+        ledger.close()
