@@ -66,7 +66,7 @@ def test_first_pass_ledger_times_are_the_running_maximum_of_recorded_times(two_c
     assert recorded != sorted(recorded)  # the case that needs the running maximum
 
     times = entity_order.ledger_times(db, head, page=4)  # several pages
-    assert {p: times.at[p] for p in expected} == expected
+    assert {p: times.text(p) for p in expected} == expected
     assert times.last == notes[-1].id and times.events == len(notes)
     assert times.end == expected[notes[-1].id]
 
