@@ -133,7 +133,8 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
                 if end > 0:
                     moment = datetime.fromisoformat(state[len(_TIMESTAMP_HEAD):end].decode())
             if moment is None:  # another layout: decode the whole event
-                moment = _decode(db, position, oid, version, topic).timestamp
+                moment = _decode(db, position, oid, version, topic,
+                                 None if fast else state).timestamp
             if current is None or moment > current:
                 current = moment
                 micros = _micros(current)
@@ -144,6 +145,7 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
 
 def _decode(db: Db, position: int, oid: Any, version: int, topic: str,
             state: bytes | None = None) -> Any:
+    """One event, from its whole ``state`` or (when only its head was read) from the store."""
     if state is None:
         with db.read() as cur:
             cur.execute(f"SELECT state FROM {db.events_table} WHERE {db.position_column} = %s",

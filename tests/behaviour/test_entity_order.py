@@ -88,7 +88,16 @@ def test_first_pass_decodes_whole_events_when_the_state_has_another_layout(two_c
             return data
 
     monkeypatch.setattr(two_clocks.mapper, "compressor", Unchanged())
+    decode = entity_order._decode
+    given_whole: list[bool] = []
+
+    def observed(*args):
+        given_whole.append(len(args) == 6 and args[5] is not None)
+        return decode(*args)
+
+    monkeypatch.setattr(entity_order, "_decode", observed)
     assert entity_order.ledger_times(db, head).at == quick.at
+    assert given_whole and all(given_whole)  # read whole once: never read again per event
 
 
 @pytest.mark.parametrize("page_size", [1, 5, 5000])
