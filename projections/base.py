@@ -43,7 +43,11 @@ _ENTITY_TYPES: dict[type, str] = {}
 
 def entity_type(event: Any) -> str:
     """'Task' for a Task.Assigned event (the aggregate class's name)."""
-    kind = type(event)
+    return entity_type_of(type(event))
+
+
+def entity_type_of(kind: type) -> str:
+    """``entity_type`` of an event class."""
     name = _ENTITY_TYPES.get(kind)
     if name is None:
         name = _ENTITY_TYPES[kind] = kind.__qualname__.partition(".")[0]

@@ -26,6 +26,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from array import array
@@ -36,12 +37,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import TopicError, resolve_topic
 
 from projections import registry
+from projections.base import entity_type_of
 from projections.db import Db
-from projections.runner import Attached, fold_group
+from projections.runner import Attached, event_from_row, fold_group
 from projections.tables import ledger_time_text
 
 Progress = Callable[[int, int], None]  # (events folded so far, events to fold)
@@ -88,11 +89,9 @@ class _Topics:
     def kind(self, topic: str) -> str | None:
         if topic not in self.kinds:
             try:
-                cls = resolve_topic(topic)
+                self.kinds[topic] = entity_type_of(resolve_topic(topic))
             except TopicError:
                 self.kinds[topic] = None
-            else:
-                self.kinds[topic] = cls.__qualname__.partition(".")[0]
         return self.kinds[topic]
 
 
@@ -106,9 +105,7 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
     current: datetime | None = None
     micros = _NO_TIME
     last, events, start = 0, 0, 0
-    head = f"substring(state from 1 for {_HEAD_BYTES})" if fast else "state"
-    if db.dialect == "sqlite":
-        head = f"substr(state, 1, {_HEAD_BYTES})" if fast else "state"
+    head = f"substr(state, 1, {_HEAD_BYTES})" if fast else "state"  # both stores have substr
     while start < until:
         with db.read() as cur:
             cur.execute(
@@ -152,10 +149,8 @@ def _decode(db: Db, position: int, oid: Any, version: int, topic: str,
                         (position,))
             row = cur.fetchone()
             assert row is not None
-            state = bytes(row[0])
-    uid = oid if isinstance(oid, UUID) else UUID(oid)
-    return db.ledger.mapper.to_domain_event(Notification(
-        id=position, originator_id=uid, originator_version=version, topic=topic, state=state))
+            state = row[0]
+    return event_from_row(db.ledger.mapper, position, oid, version, topic, state)
 
 
 def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str], page: int,
@@ -201,10 +196,7 @@ def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str], 
             if version == 1 and pending:
                 out += pending
                 pending = []
-            uid = oid if isinstance(oid, UUID) else UUID(oid)
-            event = mapper.to_domain_event(Notification(
-                id=position, originator_id=uid, originator_version=version, topic=topic,
-                state=bytes(state)))
+            event = event_from_row(mapper, position, oid, version, topic, state)
             pending.append((position, event, times.text(position)))
         last = rows[-1]
         after = (last[1], last[2])
@@ -320,47 +312,47 @@ def _build_in_parallel(db: Db, group: Sequence[Attached], times: LedgerTimes, pa
     heartbeat. Any child's failure fails the build, and the others are stopped."""
     targets = [(a.name, a.generation, a.states) for a in group]
     folded = [0] * jobs
-    children = []
+    children: list[tuple[subprocess.Popen[bytes], Any]] = []
     try:
         for ids in id_ranges(jobs):
+            errors = tempfile.TemporaryFile()  # a pipe nobody drains could block the child
             child = subprocess.Popen(
                 [sys.executable, "-m", "projections.entity_order"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                stdout=subprocess.PIPE, stderr=errors)
+            children.append((child, errors))
             assert child.stdin is not None
             child.stdin.write(pickle.dumps((db.ledger.store.url, targets, times, page_size,
                                             ids)))
             child.stdin.close()
-            children.append(child)
         readers = [threading.Thread(target=_follow, args=(child, folded, i), daemon=True)
-                   for i, child in enumerate(children)]
+                   for i, (child, _) in enumerate(children)]
         for reader in readers:
             reader.start()
-        while any(child.poll() is None for child in children):
-            for child in children:
-                if child.poll() not in (None, 0):
-                    break
-            else:
-                with db.write() as cur:
-                    heartbeat(cur, db, group)
-                if progress is not None:
-                    progress(sum(folded), times.events)
-                time.sleep(0.5)
-                continue
-            break
-        for child in children:
-            if child.wait() != 0:
-                stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-                last = stderr.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-                raise RuntimeError(f"a build process failed: {last[0]}")
+        while True:
+            codes = [child.poll() for child, _ in children]
+            if None not in codes or any(code not in (None, 0) for code in codes):
+                break
+            with db.write() as cur:
+                heartbeat(cur, db, group)
+            if progress is not None:
+                progress(sum(folded), times.events)
+            time.sleep(0.5)
+        for child, errors in children:
+            if child.poll() not in (None, 0):
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                reason = lines[-1] if lines else f"exit status {child.returncode}"
+                raise RuntimeError(f"a build process failed: {reason}")
         for reader in readers:
             reader.join()
         if progress is not None:
             progress(sum(folded), times.events)
     finally:
-        for child in children:
+        for child, errors in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+            errors.close()
 
 
 def _follow(child: subprocess.Popen[bytes], folded: list[int], index: int) -> None:

@@ -173,20 +173,18 @@ def select_histories(cur: Any, db: Db, ids: Sequence[UUID], upto: int
                 (*[i.hex for i in chunk], upto),
             )
         for position, oid, version, topic, state in cur.fetchall():
-            uid = oid if isinstance(oid, UUID) else UUID(oid)
-            note = Notification(id=position, originator_id=uid, originator_version=version,
-                                topic=topic, state=bytes(state))
-            out[uid].append((position, mapper.to_domain_event(note)))
+            event = event_from_row(mapper, position, oid, version, topic, state)
+            out[event.originator_id].append((position, event))
     return out
 
 
-def replay_entity(projection: Projection, history: Sequence[tuple[int, Any]]) -> EntityState:
-    state: EntityState | None = None
-    for position, event in history:
-        state, _ = projection.fold(state, event, position, None)
-    assert state is not None
-    state.rendered = projection.render(state)
-    return state
+def event_from_row(mapper: Any, position: int, originator_id: Any, version: int, topic: str,
+                   state: Any) -> Any:
+    """The domain event of an events-table row read directly (SQLite stores ids as text)."""
+    uid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+    return mapper.to_domain_event(Notification(
+        id=position, originator_id=uid, originator_version=version, topic=topic,
+        state=bytes(state)))
 
 
 @dataclass
@@ -203,12 +201,6 @@ class Attached:
     @property
     def name(self) -> str:
         return self.projection.name
-
-
-def fold_page(db: Db, attached: Attached, page: Sequence[tuple[int, Any, str]]
-              ) -> tuple[PageWriter, dict[UUID, EntityState]]:
-    ((writer, working),) = fold_group(db, [attached], page)
-    return writer, working
 
 
 def _working_states(attached: Attached, relevant: Sequence[tuple[int, Any, str]]
@@ -259,8 +251,9 @@ def _reload(db: Db, position: int,
 
 def replay_shared(projections: Sequence[Projection], history: Sequence[tuple[int, Any]]
                   ) -> list[EntityState | None]:
-    """``replay_entity`` for several projections at once: each event applied once to one
-    aggregate they share (those whose fold is the plain mutate + advance)."""
+    """Each projection's state of one entity folded from its ``history`` (position, event),
+    rendered: each event applied once to one aggregate the projections share (those whose
+    fold is the plain mutate + advance)."""
     states: list[EntityState | None] = [None] * len(projections)
     aggregate: Any = None
     shares = [type(p).fold is Projection.fold for p in projections]
