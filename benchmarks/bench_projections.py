@@ -108,10 +108,15 @@ def _replay_until(ledger: Ledger, stop: int, page: int = 5000) -> float:
     return time.perf_counter() - started
 
 
-def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7) -> list[Row]:
+def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7,
+                page: int = 500) -> list[Row]:
     """Benchmark 5: "what did agency A owe as of T?" on the rebuilt read models, for random
     lead agencies and random moments T in the second half of the ledger's history, against
-    replaying the journal up to T (select+decode only, a floor under a real replay)."""
+    replaying the journal up to T (select+decode only, a floor under a real replay).
+
+    Asked as the HTTP route asks by default: without the groups' tasks, the first page of
+    ``page`` obligations (counts over all). The same questions are then asked for the whole
+    answer, every obligation rendered (what the CLI prints)."""
     rng = random.Random(seed)
     ledger = Ledger(url)
     try:
@@ -119,22 +124,30 @@ def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7
         last = ledger.recorder.max_notification_id() or 0
         agencies = [row["agency"] for row in models.obligation_counts()["agencies"]]
         positions = [rng.randint(last // 2, last) for _ in range(queries)]
+        questions = [(rng.choice(agencies), p) for p in positions]
         moments = {p: _event_at(ledger, p).timestamp for p in set(positions)}
-        models.obligations(rng.choice(agencies), as_of=moments[positions[0]])  # warm up
-        latencies, rows = [], 0
-        for p in positions:
-            started = time.perf_counter()
-            answer = models.obligations(rng.choice(agencies), as_of=moments[p],
-                                        include_groups=False)  # as over HTTP by default
-            latencies.append(time.perf_counter() - started)
-            rows += len(answer["obligations"])
+        models.obligations(questions[0][0], as_of=moments[positions[0]])  # warm up
+        timings = {}
+        for limit in (page, None):
+            latencies, rows, owed = [], 0, 0
+            for agency, p in questions:
+                started = time.perf_counter()
+                answer = models.obligations(agency, as_of=moments[p], include_groups=False,
+                                            limit=limit)
+                latencies.append(time.perf_counter() - started)
+                rows += len(answer["obligations"])
+                owed += sum(answer["counts"].values())
+            timings[limit] = (percentile(latencies, 50) * 1000,
+                              percentile(latencies, 95) * 1000, rows / queries, owed / queries)
         replay = sorted(_replay_until(ledger, p) for p in positions[:replays])
     finally:
         ledger.close()
-    p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
     replay_ms = replay[len(replay) // 2] * 1000
+    (p50, p95, rows, owed), (w50, w95, _, _) = timings[page], timings[None]
     return [Row("5. as-of obligations query",
-                f"p50 {p50:.1f} ms · p95 {p95:.1f} ms ({queries} queries, "
-                f"{rows / queries:.0f} rows each)",
+                f"p50 {p50:.1f} ms · p95 {p95:.1f} ms ({queries} queries; a page of "
+                f"{rows:.0f} rows of {owed:.0f} owed)",
                 f"replay up to T: median {replay_ms:,.0f} ms", replay_ms / p95,
-                "p95 ≤ 20 ms; ≥ 100× faster than replay", p95 <= 20 and replay_ms / p95 >= 100)]
+                "p95 ≤ 20 ms; ≥ 100× faster than replay", p95 <= 20 and replay_ms / p95 >= 100),
+            Row("   whole answer", f"p50 {w50:.1f} ms · p95 {w95:.1f} ms ({owed:.0f} rows)",
+                f"replay up to T: median {replay_ms:,.0f} ms", replay_ms / w95)]

@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -250,11 +251,16 @@ class ReadModels:
 
     def obligations(self, agency: str, *, as_of: datetime | None = None,
                     as_of_position: int | None = None, effective_on: date | None = None,
-                    include_closed: bool = False,
-                    include_groups: bool = True) -> dict[str, Any]:
+                    include_closed: bool = False, include_groups: bool = True,
+                    limit: int | None = None, offset: int = 0) -> dict[str, Any]:
         """What ``agency`` owes on a day: tasks it leads or coordinates, those of agencies
         merged into it (open ones move to the successor), and (``include_groups``) those of
-        groups it belongs to ("Các sở, ban, ngành" coordinates thousands of tasks)."""
+        groups it belongs to ("Các sở, ban, ngành" coordinates thousands of tasks).
+
+        ``limit``/``offset``: one page of the ordered obligations (with ``page``: offset,
+        limit, total); counts always cover them all. Every obligation is judged, since the
+        order and the counts depend on the day's statuses, but only the page's are read in
+        full and rendered: an agency can owe thousands."""
         day = self._day(as_of, effective_on)
 
         def read(cur: Cursor) -> dict[str, Any]:
@@ -275,31 +281,38 @@ class ReadModels:
             via[agency] = "self"
             links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
                                    "agency", via)
-            tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _TASK_COLUMNS, via))
+            tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _JUDGE_COLUMNS, via))
             occurrences = _obl_occurrences(
                 _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
-            rows = []
+            judged = []
             for code, tid, role in links:
                 task = tasks.get(tid)
                 if task is None:
                     continue
                 how = via[code]
-                for row in _task_obligations(task, occurrences.get(tid, {}), day):
-                    if how == "successor" and row["status"] not in OPEN:
+                for occ, status in _judge(task, occurrences.get(tid, {}), day):
+                    if how == "successor" and status not in OPEN:
                         continue  # done or cancelled before the merger: stays with the old lead
-                    if not include_closed and row["status"] not in OPEN:
+                    if not include_closed and status not in OPEN:
                         continue
-                    row.update(role=role if how != "group" else f"group_{role}",
-                               via=None if how == "self" else code)
-                    rows.append(row)
-            rows = _best_role_per_obligation(rows)
-            rows.sort(key=_obligation_order)
+                    judged.append(_Judged(task, occ, status,
+                                          role if how != "group" else f"group_{role}",
+                                          None if how == "self" else code))
+            judged = sorted(_best_role_per_obligation(judged), key=_Judged.order)
+            shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
+            details = _obl_tasks(snap.select_in(cur, "obl_task", _DETAIL_COLUMNS, "task_id",
+                                                {j.task["task_id"] for j in shown}),
+                                 _DETAIL_COLUMNS)
+            rows = [j.render(details[j.task["task_id"]], occurrences, day) for j in shown]
             head = head_on(facts[agency].tenures, day)
-            return {
+            answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
                 "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(rows), "obligations": _json_rows(rows),
+                "counts": _counts(j.status for j in judged), "obligations": _json_rows(rows),
             }
+            if limit is not None or offset:
+                answer["page"] = {"offset": offset, "limit": limit, "total": len(judged)}
+            return answer
 
         return self._read(read, long=True)
 
@@ -323,7 +336,7 @@ class ReadModels:
             info = dict(zip(columns, found[0], strict=True))
             info["task_ordinals"] = loads(info["task_ordinals"])
             tasks = _obl_tasks(snap.select(cur, "obl_task", _TASK_COLUMNS, "directive_id=%s",
-                                           (info["directive_id"],)))
+                                           (info["directive_id"],)), _TASK_COLUMNS)
             occurrences = _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
             rows = []
@@ -335,7 +348,7 @@ class ReadModels:
                 by_lead[row["lead"]][row["status"].value] += 1
             return {
                 "directive": info, "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(rows),
+                "counts": _counts(r["status"] for r in rows),
                 "by_lead": {lead: dict(sorted(c.items())) for lead, c in sorted(by_lead.items())},
                 "obligations": _json_rows(rows),
             }
@@ -353,18 +366,18 @@ class ReadModels:
             snap = self._snapshot(cur, "obligations", as_of, as_of_position)
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
-            tasks = _obl_tasks(snap.select(cur, "obl_task", _TASK_COLUMNS))
+            tasks = _obl_tasks(snap.select(cur, "obl_task", _JUDGE_COLUMNS))
             occurrences = _obl_occurrences(snap.select(cur, "obl_occurrence", _OCC_COLUMNS))
             counts: dict[str, Counter[str]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             for tid, task in tasks.items():
-                for row in _task_obligations(task, occurrences.get(tid, {}), day):
+                for occ, status in _judge(task, occurrences.get(tid, {}), day):
                     lead = task["lead"]
-                    if row["status"] in OPEN:
+                    if status in OPEN:
                         lead = responsible_agency(lead, day, facts)[0]
-                    counts[lead][row["status"].value] += 1
-                    due = row["due_on"]
-                    if row["status"] is TaskStatus.IN_PROGRESS and due is not None and (
+                    counts[lead][status.value] += 1
+                    due = occ.due_on if occ else None
+                    if status is TaskStatus.IN_PROGRESS and due is not None and (
                             lead not in nearest or due < nearest[lead]):
                         nearest[lead] = due
             out = []
@@ -543,9 +556,11 @@ def _tenure_json(tenure: Tenure | None) -> dict[str, Any] | None:
             if tenure.to_on else None, "acting": tenure.acting}
 
 
-_TASK_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "content",
-                 "deliverable", "lead", "coordinating", "deadline", "assigned_on",
-                 "cancelled_on", "progress_reports", "last_progress")
+_JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lead", "deadline",
+                  "assigned_on", "cancelled_on")  # what a task's statuses and order need
+_DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
+                   "last_progress")  # the rest of a rendered obligation
+_TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
 
 
 def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
@@ -565,15 +580,28 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
     return cur.fetchall()
 
 
-def _obl_tasks(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
+@lru_cache(maxsize=4096)
+def _deadline(text: str) -> Deadline:
+    """Decoded once per distinct stored deadline (few tasks have one of their own; Deadline
+    is immutable, so the same object serves every task that has it)."""
+    return _DEADLINE.decode(loads(text))
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "coordinating": loads, "last_progress": loads, "deadline": _deadline,
+    "assigned_on": date.fromisoformat, "cancelled_on": _date,
+}
+
+
+def _obl_tasks(rows: Iterable[tuple[Any, ...]], columns: Sequence[str] = _JUDGE_COLUMNS
+               ) -> dict[str, dict[str, Any]]:
+    """Task rows (of ``columns``) by task id, their stored texts decoded."""
+    decoders = [(name, _DECODERS[name]) for name in columns if name in _DECODERS]
     out = {}
     for row in rows:
-        item = dict(zip(_TASK_COLUMNS, row, strict=True))
-        item["coordinating"] = loads(item["coordinating"])
-        item["deadline"] = _DEADLINE.decode(loads(item["deadline"]))
-        item["assigned_on"] = date.fromisoformat(item["assigned_on"])
-        item["cancelled_on"] = _date(item["cancelled_on"])
-        item["last_progress"] = loads(item["last_progress"])
+        item = dict(zip(columns, row, strict=True))
+        for name, decode in decoders:
+            item[name] = decode(item[name])
         out[item["task_id"]] = item
     return out
 
@@ -606,75 +634,105 @@ def _obl_occurrences(rows: Iterable[tuple[Any, ...]]
     return out
 
 
-def _task_obligations(task: Mapping[str, Any], known: Mapping[str, tuple[OccurrenceState, Any]],
-                      day: date) -> list[dict[str, Any]]:
-    """The task's obligations on a day, judged by the domain's rules."""
+Known = Mapping[str, tuple[OccurrenceState, Mapping[str, Any]]]
+
+
+def _judge(task: Mapping[str, Any], known: Known, day: date
+           ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """The task's obligations on a day and their statuses, judged by the domain's rules."""
     if day < task["assigned_on"]:
         return []  # not assigned yet on that day
-    deadline: Deadline = task["deadline"]
     states = {key: occ for key, (occ, _) in known.items()}
-    rows = []
-    for occ, status in obligations_on(deadline, assigned_on=task["assigned_on"],
-                                      cancelled_on=task["cancelled_on"], occurrences=states,
-                                      on=day):
-        extra = known[occ.key][1] if occ is not None and occ.key in known else None
-        rows.append({
-            "task_id": task["task_id"], "directive_id": task["directive_id"],
-            "directive_number": task["directive_number"], "ordinal": task["ordinal"],
-            "reference": f"{task['directive_number']}#{task['ordinal']}",
-            "content": task["content"], "deliverable": task["deliverable"],
-            "lead": task["lead"], "coordinating": task["coordinating"],
-            "deadline_text": deadline.text, "deadline_kind": deadline.kind.value,
-            "occurrence": occ.key if occ else None,
-            "original_due": occ.original_due if occ else None,
-            "due_on": occ.due_on if occ else None,
-            "lateness_due": occ.lateness_due if occ else None,
-            "extended": bool(extra and extra["extensions_granted"]),
-            "extensions": {
-                "requested": extra["extensions_requested"] if extra else 0,
-                "granted": extra["extensions_granted"] if extra else 0,
-                "rejected": extra["extensions_rejected"] if extra else 0,
-                "pending_due": extra["pending_extension_due"] if extra else None,
-            },
-            "status": status,
-            "days_overdue": days_overdue(occ, day) if occ and status in (
-                TaskStatus.OVERDUE, TaskStatus.DONE_LATE) else 0,
-            "completed_on": occ.completed_on if occ else None,
-            "pending_completion_on": occ.pending_completion_on if occ else None,
-            "rejected_completions": occ.rejected_completions if occ else 0,
-            "progress_reports": task["progress_reports"],
-            "last_progress": task["last_progress"],
-            "cancelled_on": task["cancelled_on"],
-        })
-    return rows
+    return obligations_on(task["deadline"], assigned_on=task["assigned_on"],
+                          cancelled_on=task["cancelled_on"], occurrences=states, on=day)
+
+
+def _task_obligations(task: Mapping[str, Any], known: Known, day: date
+                      ) -> list[dict[str, Any]]:
+    """The task's obligations on a day, judged and rendered (``task``: every column)."""
+    return [_obligation_row(task, occ, status, known, day)
+            for occ, status in _judge(task, known, day)]
+
+
+def _obligation_row(task: Mapping[str, Any], occ: OccurrenceState | None, status: TaskStatus,
+                    known: Known, day: date) -> dict[str, Any]:
+    deadline: Deadline = task["deadline"]
+    extra = known[occ.key][1] if occ is not None and occ.key in known else None
+    return {
+        "task_id": task["task_id"], "directive_id": task["directive_id"],
+        "directive_number": task["directive_number"], "ordinal": task["ordinal"],
+        "reference": f"{task['directive_number']}#{task['ordinal']}",
+        "content": task["content"], "deliverable": task["deliverable"],
+        "lead": task["lead"], "coordinating": task["coordinating"],
+        "deadline_text": deadline.text, "deadline_kind": deadline.kind.value,
+        "occurrence": occ.key if occ else None,
+        "original_due": occ.original_due if occ else None,
+        "due_on": occ.due_on if occ else None,
+        "lateness_due": occ.lateness_due if occ else None,
+        "extended": bool(extra and extra["extensions_granted"]),
+        "extensions": {
+            "requested": extra["extensions_requested"] if extra else 0,
+            "granted": extra["extensions_granted"] if extra else 0,
+            "rejected": extra["extensions_rejected"] if extra else 0,
+            "pending_due": extra["pending_extension_due"] if extra else None,
+        },
+        "status": status,
+        "days_overdue": days_overdue(occ, day) if occ and status in (
+            TaskStatus.OVERDUE, TaskStatus.DONE_LATE) else 0,
+        "completed_on": occ.completed_on if occ else None,
+        "pending_completion_on": occ.pending_completion_on if occ else None,
+        "rejected_completions": occ.rejected_completions if occ else 0,
+        "progress_reports": task["progress_reports"],
+        "last_progress": task["last_progress"],
+        "cancelled_on": task["cancelled_on"],
+    }
 
 
 _ROLE_RANK = {"lead": 0, "coordinating": 1, "group_lead": 2, "group_coordinating": 3}
 
 
-def _best_role_per_obligation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class _Judged:
+    """One obligation of an agency, judged but not yet rendered (``task``: judging columns)."""
+
+    task: Mapping[str, Any]
+    occ: OccurrenceState | None
+    status: TaskStatus
+    role: str
+    via: str | None
+
+    def order(self) -> tuple:
+        occ, task = self.occ, self.task
+        return (_STATUS_ORDER[self.status], occ.due_on if occ else date.max,
+                task["directive_number"], _ordinal_key(task["ordinal"]),
+                occ.key if occ else "", self.role)
+
+    def render(self, details: Mapping[str, Any], occurrences: Mapping[str, Known],
+               day: date) -> dict[str, Any]:
+        row = _obligation_row({**self.task, **details}, self.occ, self.status,
+                              occurrences.get(self.task["task_id"], {}), day)
+        row.update(role=self.role, via=self.via)
+        return row
+
+
+def _best_role_per_obligation(judged: Iterable[_Judged]) -> list[_Judged]:
     """One row per obligation: an agency that leads a task and also belongs to a group that
     coordinates it sees it once, as lead."""
-    best: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["task_id"], row["occurrence"])
-        rank = (_ROLE_RANK[row["role"]], row["via"] is not None, row["via"] or "")
+    best: dict[tuple[str, str | None], tuple[tuple, _Judged]] = {}
+    for item in judged:
+        key = (item.task["task_id"], item.occ.key if item.occ else None)
+        rank = (_ROLE_RANK[item.role], item.via is not None, item.via or "")
         if key not in best or rank < best[key][0]:
-            best[key] = (rank, row)
-    return [row for _, row in best.values()]
+            best[key] = (rank, item)
+    return [item for _, item in best.values()]
 
 
 def _ordinal_key(ordinal: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in ordinal.replace("#", ".").split("."))
 
 
-def _obligation_order(row: Mapping[str, Any]) -> tuple:
-    return (_STATUS_ORDER[row["status"]], row["due_on"] or date.max, row["directive_number"],
-            _ordinal_key(row["ordinal"]), row["occurrence"] or "", row["role"])
-
-
-def _counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = Counter(row["status"].value for row in rows)
+def _counts(statuses: Iterable[TaskStatus]) -> dict[str, int]:
+    counts = Counter(status.value for status in statuses)
     return dict(sorted(counts.items()))
 
 

@@ -30,7 +30,8 @@ log = structlog.get_logger("service")
 class ReadModelsPort(Protocol):
     def obligations(self, agency: str, *, as_of: datetime | None = None,
                     effective_on: date | None = None, include_groups: bool = True,
-                    include_closed: bool = False) -> Any: ...
+                    include_closed: bool = False, limit: int | None = None,
+                    offset: int = 0) -> Any: ...
 
     def accountability(self, period: str, agency: str | None = None,
                        as_of: datetime | None = None) -> Any: ...

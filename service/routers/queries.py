@@ -134,11 +134,8 @@ def obligations(
 
     def compute() -> dict[str, Any]:
         data = models.obligations(code, as_of=moment, effective_on=effective_on,
-                                  include_groups=include_groups, include_closed=include_closed)
-        if isinstance(data, dict) and isinstance(data.get("obligations"), list):
-            total = len(data["obligations"])
-            data = {**data, "obligations": data["obligations"][offset:offset + limit],
-                    "page": {"offset": offset, "limit": limit, "total": total}}
+                                  include_groups=include_groups, include_closed=include_closed,
+                                  limit=limit, offset=offset)
         return _answer({"agency": code, "as_of": moment, "effective_on": effective_on,
                         "include_groups": include_groups or None,
                         "include_closed": include_closed or None}, data)

@@ -31,9 +31,10 @@ class FakeReadModels:
         self.calls: list[tuple[str, tuple, dict]] = []
 
     def obligations(self, agency, *, as_of=None, effective_on=None, include_groups=True,
-                    include_closed=False):
+                    include_closed=False, limit=None, offset=0):
         self.calls.append(("obligations", (agency,), {"as_of": as_of,
-                                                      "effective_on": effective_on}))
+                                                      "effective_on": effective_on,
+                                                      "limit": limit, "offset": offset}))
         return [{"agency": agency, "task": "768/QĐ-UBND#6.9", "status": "overdue",
                  "due_on": effective_on}]
 

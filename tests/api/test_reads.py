@@ -92,7 +92,7 @@ def test_queries_wait_for_the_read_models_to_reach_a_write(api):
     name, args, kwargs = models.calls[-1]
     assert (name, args) == ("obligations", ("QNG-STC",))
     assert kwargs == {"as_of": datetime(2021, 12, 31, 17, 0, tzinfo=UTC),
-                      "effective_on": date(2022, 1, 1)}
+                      "effective_on": date(2022, 1, 1), "limit": 500, "offset": 0}
     accountability = api.get("inspector", "/v1/accountability?period=2021-Q4&agency=QNG-STC")
     assert accountability.json() == {"query": {"period": "2021-Q4", "agency": "QNG-STC"},
                                      "data": {"period": "2021-Q4", "heads": []}}

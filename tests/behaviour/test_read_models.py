@@ -68,6 +68,29 @@ def test_one_obligation_per_occurrence_standing_never_overdue_dormant_waits(ledg
     assert models.obligations("T-A", effective_on=date(2021, 8, 1))["obligations"] == []
 
 
+def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_all(
+        ledger, small, clock):
+    """Only a page's obligations are rendered; the order and the counts still come from
+    judging all of them, so the pages put together are the whole answer."""
+    models = caught_up(ledger)
+    for agency_code, closed in (("T-B", False), ("T-A", True)):
+        whole = models.obligations(agency_code, effective_on=date(2023, 6, 1),
+                                   include_closed=closed)
+        total = len(whole["obligations"])
+        assert total > 3 and "page" not in whole
+        pages = [models.obligations(agency_code, effective_on=date(2023, 6, 1),
+                                    include_closed=closed, limit=3, offset=start)
+                 for start in range(0, total + 3, 3)]
+        assert [row for page in pages for row in page["obligations"]] == whole["obligations"]
+        for start, page in zip(range(0, total + 3, 3), pages, strict=True):
+            assert page["page"] == {"offset": start, "limit": 3, "total": total}
+            assert page["counts"] == whole["counts"]
+        assert sum(whole["counts"].values()) == total
+    statuses = {r["status"] for r in models.obligations(
+        "T-A", effective_on=date(2023, 6, 1), include_closed=True)["obligations"]}
+    assert len(statuses) >= 3  # the order by status is exercised
+
+
 def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock):
     clock.set("2021-10-05 10:00")
     ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 28),
@@ -266,9 +289,9 @@ def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_sche
         expected = models.obligation_counts()
         judged = queries._obl_tasks
 
-        def slow(rows):
+        def slow(*args):
             time.sleep(1.5)  # idle in the transaction between two statements
-            return judged(rows)
+            return judged(*args)
 
         monkeypatch.setattr(queries, "_obl_tasks", slow)
         assert models.obligation_counts() == expected
