@@ -142,6 +142,23 @@ class Db:
         except sqlite3.Error as exc:
             raise PersistenceError(str(exc)) from exc
 
+    @contextmanager
+    def statement(self) -> Iterator[Cursor]:
+        """A cursor for ONE read statement, outside an explicit transaction: on PostgreSQL
+        the library's connections are in autocommit, so the statement is one round trip
+        instead of three (BEGIN, SELECT, ROLLBACK). A single statement sees one consistent
+        snapshot by itself; two statements through this cursor would not share one (use
+        ``read``). The cached HTTP answers check the projection's freshness this way on
+        every request."""
+        if self.dialect != "postgres":
+            with self.read() as cur:
+                yield cur
+            return
+        with self.datastore.get_connection() as conn:
+            assert conn.autocommit  # else the statement would open a transaction left idle
+            with conn.cursor() as raw:
+                yield Cursor(raw, self.dialect)
+
     def table_exists(self, cur: Cursor, table: str) -> bool:
         if self.dialect == "postgres":
             cur.execute("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND "

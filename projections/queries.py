@@ -137,6 +137,7 @@ class ReadModels:
         self.db = Db(ledger)
         self.projections = {p.name: p for p in all_projections()}
         self.pinned = dict(generations or {})
+        self._fresh: dict[str, tuple[float, tuple[int, int] | None]] = {}
         ensure_projections(self.db)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -192,16 +193,25 @@ class ReadModels:
 
     # -- status ------------------------------------------------------------------------------
 
-    def freshness(self, name: str) -> tuple[int, int] | None:
+    def freshness(self, name: str, max_age: float = 0.0) -> tuple[int, int] | None:
         """(generation, position) of the live copy of projection ``name``: while it stays the
         same, a query with the same arguments (and the same day) gives the same answer, so
-        callers may cache answers under it. None when there is no live copy."""
+        callers may cache answers under it. None when there is no live copy.
 
-        def read(cur: Cursor) -> tuple[int, int] | None:
+        ``max_age``: seconds a token read earlier by this process may be reused instead of
+        asking the database again (every cached HTTP answer asks; under load most of a
+        cached read was that round trip). The answer can then lag the projection by that
+        much more; never pass it where a caller waits to read its own write."""
+        now = time.monotonic()
+        if max_age > 0:
+            seen = self._fresh.get(name)
+            if seen is not None and now - seen[0] < max_age:
+                return seen[1]
+        with self.db.statement() as cur:
             gen = registry.live_generations(cur, self.db).get(name)
-            return (gen.generation, gen.position) if gen is not None else None
-
-        return self._read(read)
+        token = (gen.generation, gen.position) if gen is not None else None
+        self._fresh[name] = (now, token)
+        return token
 
     def status(self) -> dict[str, Any]:
         """Position, ledger time and lag of every projection (and any rebuild under way)."""
@@ -240,7 +250,8 @@ class ReadModels:
         wanted = set(names or self.projections)
         deadline = time.monotonic() + timeout
         while True:
-            live = self._read(lambda cur: registry.live_generations(cur, self.db))
+            with self.db.statement() as cur:
+                live = registry.live_generations(cur, self.db)
             if all(name in live and live[name].position >= position for name in wanted):
                 return True
             if time.monotonic() >= deadline:

@@ -70,6 +70,7 @@ class Settings:
     access_log: bool = True
     group_commit: bool = True
     cache_seconds: float = 5.0
+    freshness_seconds: float = 0.05
     embedded_worker: bool = False
 
     @classmethod
@@ -86,6 +87,7 @@ class Settings:
             journal_max_limit=_int("LEDGER_API_JOURNAL_MAX_LIMIT", cls.journal_max_limit),
             group_commit=_bool("LEDGER_API_GROUP_COMMIT", cls.group_commit),
             cache_seconds=_float("LEDGER_API_CACHE_SECONDS", cls.cache_seconds),
+            freshness_seconds=_float("LEDGER_API_FRESHNESS_SECONDS", cls.freshness_seconds),
             embedded_worker=_bool("LEDGER_API_EMBEDDED_WORKER", cls.embedded_worker),
             log_level=os.environ.get("LEDGER_API_LOG_LEVEL", "info").strip().lower() or "info",
             access_log=_bool("LEDGER_API_ACCESS_LOG", True),

@@ -91,11 +91,16 @@ def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
 
 
 def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
-             compute: Callable[[], dict[str, Any]]) -> Response:
+             compute: Callable[[], dict[str, Any]], *, min_position: int | None) -> Response:
     """The answer as JSON bytes, from the cache when the projection has not moved. The day
-    statuses are judged on is part of ``key`` (a default of 'today' changes at midnight)."""
+    statuses are judged on is part of ``key`` (a default of 'today' changes at midnight).
+
+    Whether it has moved is asked of the database at most every ``freshness_seconds`` per
+    process, except when the caller waits for its own write (``min_position``): then the
+    position just waited for must be the one answered from."""
     freshness = getattr(models, "freshness", None)
-    token = freshness(projection) if freshness is not None else None
+    max_age = svc.settings.freshness_seconds if min_position is None else 0.0
+    token = freshness(projection, max_age) if freshness is not None else None
     if token is None:
         body = orjson.dumps(compute())
     else:
@@ -142,7 +147,7 @@ def obligations(
 
     key = ("obligations", code, moment, effective_on or _today(svc), include_groups,
            include_closed, limit, offset)
-    return _respond(svc, models, "obligations", key, compute)
+    return _respond(svc, models, "obligations", key, compute, min_position=min_position)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

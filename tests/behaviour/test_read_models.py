@@ -91,6 +91,22 @@ def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_al
     assert len(statuses) >= 3  # the order by status is exercised
 
 
+def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, small, clock):
+    """The HTTP answer cache asks for the projection's freshness on every request; with
+    ``max_age`` a token read earlier by this process stands in for the database's."""
+    models = caught_up(ledger)
+    before = models.freshness("obligations", max_age=3600)
+    clock.set("2022-03-01 09:00")
+    ledger.trigger_deadline(OFFICE, small["4"], due_on=date(2022, 6, 30),
+                            basis="Thông tư 01/2022/TT-BNV")
+    Runner(ledger).catch_up()
+    assert models.freshness("obligations", max_age=3600) == before  # reused, not asked
+    after = models.freshness("obligations")
+    assert after[0] == before[0] and after[1] > before[1]
+    assert models.freshness("obligations", max_age=3600) == after  # the newer one is kept
+    assert models.freshness("no-such-projection") is None
+
+
 def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock):
     clock.set("2021-10-05 10:00")
     ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 28),
