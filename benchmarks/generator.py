@@ -5,7 +5,8 @@ each with one to three heads over the years. Directives carry 1-50 tasks (most c
 the distribution is skewed like the seeds: weekly digests give 1-5 tasks, plans 30-50), with
 deadlines drawn from the phrases in the seeds. Each task then lives a realistic life:
 progress reports, extension requests (timely or late; granted or rejected), completion
-reports that are confirmed or rejected, some cancellations.
+reports that are confirmed or rejected, some cancellations; a recurring task lives such a
+life for every period until the ledger's horizon.
 
 Events are produced by the real aggregates (so every rule is enforced) under a simulated
 ledger clock that moves forward, and handed out in batches of aggregates ready to be saved.
@@ -87,6 +88,7 @@ class SyntheticLedger:
         self.groups = [r.code for r in self.records if r.level is AgencyLevel.GROUP]
         self.numbers: set[str] = set()
         self.agenda: list[tuple[datetime, int, Task, Any, Any]] = []
+        self.horizon = local_date(self.clock.now) + timedelta(days=5 * 366)
         self.sequence = itertools.count()
 
     def _meta(self, agency: str | None = None) -> dict[str, Any]:
@@ -211,12 +213,17 @@ class SyntheticLedger:
             yield rng.uniform(10, 200), lambda at: task.trigger_deadline(
                 due_on=local_date(at) + timedelta(days=rng.randint(30, 200)),
                 basis="Hướng dẫn của Bộ", meta=self.meta_office, timestamp=at)
+        # A recurring task is reported on period after period (an annual report every
+        # year) for as long as the ledger runs, not only for its first periods: left
+        # undone, every later period would pile up as overdue, as in no real agency.
         keys = ["once"] if deadline.kind is not DeadlineKind.RECURRING else [
-            o.key for o in deadline.occurrences(task.assigned_on, task.assigned_on)][:2]
+            o.key for o in deadline.occurrences(task.assigned_on, self.horizon)]
+        start = task.assigned_on
         for key in keys:
             occ_key = None if key == "once" else key
             due = task.occurrence(key).due_on
-            span = max(5.0, (due - task.assigned_on).days)
+            span = max(5.0, (due - start).days)  # this period's length
+            start = max(start, due)
             for _ in range(rng.randint(0, 4)):
                 yield rng.uniform(1, span / 4), (
                     lambda at, k=occ_key: self._progress(task, k, lead, at))
@@ -266,14 +273,16 @@ class SyntheticLedger:
         steady rate, task steps happen when scheduled. Yields batches of about
         ``batch_events`` events; save each batch before asking for the next (aggregates
         that live on keep accumulating events)."""
+        self.horizon = local_date(self.clock.now) + timedelta(days=round(years * 366))
         first = self.agencies()
         produced = first.events
         yield first
         pending: dict[Any, Any] = {}
         count = 0
         next_directive = self.clock()
-        # About 23 events per directive: spread the whole ledger over ``years``.
-        directives_per_day = max(0.5, total_events / 23 / (years * 365))
+        # About 30 events per directive (recurring tasks live every period): spread the whole
+        # ledger over ``years``.
+        directives_per_day = max(0.5, total_events / 30 / (years * 365))
         while produced < total_events:
             if self.agenda and self.agenda[0][0] <= next_directive:
                 when, _, task, step, life = heapq.heappop(self.agenda)
