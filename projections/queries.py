@@ -578,16 +578,22 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
                  agencies: Iterable[str]) -> list[tuple[Any, ...]]:
     """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
     (as lead or coordinator), in one statement: the database joins on the keys instead of
-    receiving thousands of task ids back as parameters."""
+    receiving thousands of task ids back as parameters.
+
+    PostgreSQL gets the linked ids as an array (``= ANY(ARRAY(...))``): it then probes the
+    table's primary key for each, where ``IN (subquery)`` made it hash-join against a scan
+    of every version of every task (an agency of the 1M ledger: 63 ms against 165 ms)."""
     condition, bound = snap.where("t")
     link_condition, link_bound = snap.where("a")
     codes = sorted(set(agencies))
     marks = ", ".join(["%s"] * len(codes))
+    linked = (f"SELECT a.task_id FROM {snap.table('obl_task_agency')} a "
+              f"WHERE {link_condition} AND a.agency IN ({marks})")
+    match = (f"t.task_id = ANY(ARRAY({linked}))" if snap.db.dialect == "postgres"
+             else f"t.task_id IN ({linked})")
     cur.execute(
         f"SELECT {', '.join('t.' + c for c in columns)} FROM {snap.table(logical)} t "
-        f"WHERE {condition} AND t.task_id IN (SELECT a.task_id FROM "
-        f"{snap.table('obl_task_agency')} a WHERE {link_condition} AND a.agency IN ({marks}))",
-        (*bound, *link_bound, *codes))
+        f"WHERE {condition} AND {match}", (*bound, *link_bound, *codes))
     return cur.fetchall()
 
 
