@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from domain.deadlines import Deadline, DeadlineKind
+from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.rules import OccurrenceState, TaskStatus, occurrence_status, undated_status
 
 
@@ -39,6 +39,26 @@ def obligations_on(
             cancelled_on=cancelled_on, completed_on=None,
         )
         return [(None, status)]
+    if deadline.kind is not DeadlineKind.RECURRING and all(k == ONCE for k in occurrences):
+        # Most tasks fall due once: the listing below would give this one row, at a cost
+        # that a read model judging thousands of tasks per query feels.
+        occ = occurrences.get(ONCE) or fresh_occurrence(deadline, ONCE)
+        return [(occ, occurrence_status(occ, on, assigned_on=assigned_on,
+                                        cancelled_on=cancelled_on))]
+    return listed_obligations(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
+                              occurrences=occurrences, on=on)
+
+
+def listed_obligations(
+    deadline: Deadline,
+    *,
+    assigned_on: date,
+    cancelled_on: date | None,
+    occurrences: Mapping[str, OccurrenceState],
+    on: date,
+) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """``obligations_on`` for a dated deadline, the general way: the occurrences that exist
+    on ``on`` by the deadline, plus those the ledger holds state for, by due date."""
     keys = [o.key for o in deadline.occurrences(assigned_on, on)]
     keys += [k for k in occurrences if k not in keys]
 

@@ -80,6 +80,30 @@ def test_recurring_obligations_one_per_occurrence_standing_and_dormant_ones():
                           occurrences={}, on=date(2030, 1, 1)) == [(None, TaskStatus.NOT_DUE)]
 
 
+days = st.dates(min_value=date(2021, 1, 1), max_value=date(2026, 12, 31))
+dated_phrases = st.sampled_from(["chậm nhất ngày 30/6/2022", "Quý IV năm 2022", "Năm 2023",
+                                 "trước ngày 15/3/2024", "Hằng năm", "Quý I năm kế hoạch"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(phrase=dated_phrases, assigned_on=days, on=days, cancelled_on=st.none() | days,
+       completed_on=st.none() | days, extra=st.integers(0, 40), known=st.booleans())
+def test_the_shortcut_for_a_task_due_once_lists_what_the_general_listing_lists(
+        phrase, assigned_on, on, cancelled_on, completed_on, extra, known):
+    from domain.obligations import listed_obligations
+
+    deadline = parse_deadline(phrase, DeadlineContext(assigned_on, assigned_on.year + 4))
+    occurrences = {}
+    if known and deadline.kind is not DeadlineKind.RECURRING:
+        due = deadline.due_on
+        occurrences["once"] = OccurrenceState("once", due, due + timedelta(days=extra),
+                                              due + timedelta(days=extra // 2),
+                                              completed_on=completed_on)
+    kwargs = {"assigned_on": assigned_on, "cancelled_on": cancelled_on,
+              "occurrences": occurrences, "on": on}
+    assert obligations_on(deadline, **kwargs) == listed_obligations(deadline, **kwargs)
+
+
 def test_the_one_pass_flattening_of_an_aggregate_equals_flattening_its_plain_state():
     from domain.rules import Extension
     from projections.audit import flat_state, state_of
