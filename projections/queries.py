@@ -272,6 +272,10 @@ class ReadModels:
         limit, total); counts always cover them all. Every obligation is judged, since the
         order and the counts depend on the day's statuses, but only the page's are read in
         full and rendered: an agency can owe thousands."""
+        if limit is not None and limit < 1:
+            raise ValidationError("limit must be at least 1", field="limit")
+        if offset < 0:
+            raise ValidationError("offset cannot be negative", field="offset")
         day = self._day(as_of, effective_on)
 
         def read(cur: Cursor) -> dict[str, Any]:

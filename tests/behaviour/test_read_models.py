@@ -10,6 +10,7 @@ from datetime import date, datetime
 import pytest
 
 from domain.clock import LOCAL_TZ
+from domain.errors import ValidationError
 from domain.ids import task_id
 from projections.audit import changes, flat_state, state_of, unflatten
 from projections.base import plain
@@ -89,6 +90,9 @@ def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_al
     statuses = {r["status"] for r in models.obligations(
         "T-A", effective_on=date(2023, 6, 1), include_closed=True)["obligations"]}
     assert len(statuses) >= 3  # the order by status is exercised
+    for bad in ({"limit": 0}, {"offset": -1}):
+        with pytest.raises(ValidationError):
+            models.obligations("T-A", **bad)
 
 
 def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, small, clock):
