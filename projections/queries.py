@@ -213,6 +213,15 @@ class ReadModels:
         self._fresh[name] = (now, token)
         return token
 
+    def recent_freshness(self, name: str, max_age: float) -> tuple[int, int] | None:
+        """The token ``freshness(name, max_age)`` would reuse without asking the database,
+        or None if it would have to ask (never blocks: the HTTP layer calls it on its event
+        loop to answer a cached query without a thread)."""
+        seen = self._fresh.get(name)
+        if max_age > 0 and seen is not None and time.monotonic() - seen[0] < max_age:
+            return seen[1]
+        return None
+
     def status(self) -> dict[str, Any]:
         """Position, ledger time and lag of every projection (and any rebuild under way)."""
         head = self.db.head_position()

@@ -21,6 +21,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
@@ -112,9 +113,23 @@ def _today(svc: Services) -> date:
     return local_date(svc.ledger.clock())
 
 
+def _cached_answer(svc: Services, projection: str, key: tuple) -> Response | None:
+    """The answer ``_respond`` would send from the cache, if it can be had without blocking:
+    the projection's freshness as this process last read it (within ``freshness_seconds``)
+    and the answer cached under it. None: take the ordinary path (on a thread)."""
+    recent = getattr(svc.read_models, "recent_freshness", None)
+    if recent is None:
+        return None
+    token = recent(projection, svc.settings.freshness_seconds)
+    if token is None:
+        return None
+    body = svc.answers.peek((projection, token, *key))
+    return None if body is None else Response(content=body, media_type="application/json")
+
+
 @router.get("/agencies/{code}/obligations", response_model=QueryResult, responses=READ_ERRORS,
             tags=["queries"])
-def obligations(
+async def obligations(
     svc: ServicesDep, _: Reader,
     code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
                               examples=["QNG-STC"])],
@@ -133,6 +148,35 @@ def obligations(
 ):
     """What an agency owes: open tasks as lead or coordinator (and, if asked, as a member
     of a group), due dates (effective and original), status, days overdue, extensions."""
+    if min_position is None:
+        # A cached answer is sent from the event loop; anything else (validation, the
+        # agency's 404, computing) runs on a thread as before. Only an answer computed
+        # after those checks passed is ever cached.
+        try:
+            moment = _as_of(as_of)
+        except ProblemError:
+            pass  # refused on the thread path, after the checks that come first there
+        else:
+            key = _obligations_key(svc, code, moment, effective_on, include_groups,
+                                   include_closed, limit, offset)
+            hit = _cached_answer(svc, "obligations", key)
+            if hit is not None:
+                return hit
+    return await run_in_threadpool(
+        _obligations, svc, code, as_of, effective_on, min_position, include_groups,
+        include_closed, limit, offset)
+
+
+def _obligations_key(svc: Services, code: str, moment: datetime | None,
+                     effective_on: date | None, *rest: Any) -> tuple:
+    """The answer cache's key of an obligations query (the day judged on included: a
+    default of 'today' changes at midnight)."""
+    return ("obligations", code, moment, effective_on or _today(svc), *rest)
+
+
+def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date | None,
+                 min_position: int | None, include_groups: bool, include_closed: bool,
+                 limit: int, offset: int) -> Response:
     models = _read_models(svc, min_position)
     svc.ledger.agency(code)  # 404 for an unknown agency
     moment = _as_of(as_of)
@@ -145,8 +189,8 @@ def obligations(
                         "include_groups": include_groups or None,
                         "include_closed": include_closed or None}, data)
 
-    key = ("obligations", code, moment, effective_on or _today(svc), include_groups,
-           include_closed, limit, offset)
+    key = _obligations_key(svc, code, moment, effective_on, include_groups, include_closed,
+                           limit, offset)
     return _respond(svc, models, "obligations", key, compute, min_position=min_position)
 
 

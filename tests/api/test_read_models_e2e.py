@@ -113,3 +113,41 @@ def test_cached_answers_never_outlive_a_new_event(served):
     assert written.status_code == 200, written.text
     params["min_position"] = written.json()["position"]
     assert row()["extensions"]["requested"] == 1
+
+
+def test_a_cached_answer_is_sent_from_the_event_loop_without_the_thread_path(
+        store_url, clock, monkeypatch):
+    """Within LEDGER_API_FRESHNESS_SECONDS a repeated query is answered from the cache
+    without a thread: the thread path (checks and computing) is not entered again. With
+    min_position it always is, since the caller waits for its own write."""
+    from service.routers import queries
+
+    ledger = Ledger(store_url, clock=clock)
+    import_plan(ledger)
+    tables = ServiceTables(ledger)
+    tables.create()
+    lead = TokenStore(tables).create(role="agency", agency="QNG-STC")[0]
+    ledger.close()
+    settings = Settings(database_url=store_url, embedded_worker=True, access_log=False,
+                        read_wait_seconds=20, freshness_seconds=3600)
+    with TestClient(create_app(settings)) as client:
+        url, params = "/v1/agencies/QNG-STC/obligations", {"effective_on": "2021-11-01"}
+        assert client.get(url, params={**params, "min_position": 1},
+                          headers=auth(lead)).status_code == 200  # folded
+        first = client.get(url, params=params, headers=auth(lead))
+        assert first.status_code == 200, first.text
+        entered: list[str] = []
+        thread_path = queries._obligations
+
+        def counted(*args):
+            entered.append("thread")
+            return thread_path(*args)
+
+        monkeypatch.setattr(queries, "_obligations", counted)
+        again = client.get(url, params=params, headers=auth(lead))
+        assert again.status_code == 200 and again.content == first.content
+        assert entered == []
+        waited = client.get(url, params={**params, "min_position": 1}, headers=auth(lead))
+        assert waited.status_code == 200 and entered == ["thread"]
+        unknown = client.get("/v1/agencies/QNG-NOPE/obligations", headers=auth(lead))
+        assert unknown.status_code == 404 and entered == ["thread", "thread"]
