@@ -202,11 +202,10 @@ class ReadModels:
         asking the database again (every cached HTTP answer asks; under load most of a
         cached read was that round trip). The answer can then lag the projection by that
         much more; never pass it where a caller waits to read its own write."""
+        recent = self.recent_freshness(name, max_age)
+        if recent is not None:
+            return recent
         now = time.monotonic()
-        if max_age > 0:
-            seen = self._fresh.get(name)
-            if seen is not None and now - seen[0] < max_age:
-                return seen[1]
         with self.db.statement() as cur:
             gen = registry.live_generations(cur, self.db).get(name)
         token = (gen.generation, gen.position) if gen is not None else None
@@ -309,12 +308,15 @@ class ReadModels:
             occurrences = _obl_occurrences(
                 _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
             judged = []
+            statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             for code, tid, role in links:
                 task = tasks.get(tid)
                 if task is None:
                     continue
                 how = via[code]
-                for occ, status in _judge(task, occurrences.get(tid, {}), day):
+                if tid not in statuses:  # a task linked twice (lead and via a group) once
+                    statuses[tid] = _judge(task, occurrences.get(tid, {}), day)
+                for occ, status in statuses[tid]:
                     if how == "successor" and status not in OPEN:
                         continue  # done or cancelled before the merger: stays with the old lead
                     if not include_closed and status not in OPEN:

@@ -118,19 +118,22 @@ class AnswerCache:
         self._in_flight: dict[tuple, Future[bytes]] = {}
         self._slots = threading.BoundedSemaphore(concurrency)
 
+    def _hit(self, key: tuple) -> bytes | None:
+        """The cached answer, marked as recently used (the caller holds the lock)."""
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+        return hit
+
     def peek(self, key: tuple) -> bytes | None:
         """The cached answer, or None; never computes (safe on the event loop)."""
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
+            return self._hit(key)
 
     def get_or_compute(self, key: tuple, compute: Callable[[], dict[str, Any]]) -> bytes:
         with self._lock:
-            hit = self._items.get(key)
+            hit = self._hit(key)
             if hit is not None:
-                self._items.move_to_end(key)
                 return hit
             pending = self._in_flight.get(key)
             if pending is None:
