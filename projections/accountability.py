@@ -24,7 +24,13 @@ from typing import Any
 from domain.agency import Agency, AgencyStatus
 from domain.clock import local_date
 from domain.task import Task
-from projections.base import EntityState, Projection, deadline_columns, iso
+from projections.base import (
+    EntityState,
+    Projection,
+    deadline_columns,
+    iso,
+    occurrence_changed,
+)
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -77,6 +83,28 @@ class AccountabilityProjection(Projection):
         if isinstance(state.aggregate, Task):
             return _task_rows(state.aggregate, state.extra)
         return _agency_rows(state.aggregate, state.extra)
+
+    def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
+        """An event on one occurrence of a task changes that occurrence's row, and (an
+        extension's request or decision, a rejected completion) the task's acts; the task's
+        row never (``_track_task``)."""
+        key = occurrence_changed(event)
+        if key is None or not before:
+            return self.render(state)
+        task, extra = state.aggregate, state.extra
+        (tid,) = next(iter(before["acc_task"]))  # str(task.id), without formatting it again
+        after = dict(before)
+        occ = task.occurrences.get(key)
+        if occ is not None:
+            after["acc_occurrence"] = {**before["acc_occurrence"],
+                                       (tid, key): _occurrence_row(occ, key, extra)}
+        if isinstance(event, _ACT_EVENTS):
+            after["acc_act"] = _act_rows(tid, extra)
+        return after
+
+
+_ACT_EVENTS = (Task.ExtensionRequested, Task.ExtensionGranted, Task.ExtensionRejected,
+               Task.CompletionRejected)  # the events that add or decide an act
 
 
 def _pending_request(extra: dict[str, Any], occurrence: str) -> dict[str, Any]:
@@ -159,20 +187,28 @@ def _task_rows(task: Task, extra: dict[str, Any]) -> Rows:
         iso(task.cancelled_on), dumps(extra["leads"]), extra["assigned_at"],
         extra["triggered_at"], extra["cancelled_at"] if task.cancelled_on else None,
     )
-    occurrences = {}
-    for key, occ in task.occurrences.items():
-        occurrences[(tid, key)] = (
-            iso(occ.original_due), iso(occ.lateness_due), iso(occ.completed_on),
-            dumps(sorted(set(extra["due_evidence"].get(key, ())))),
-            dumps(extra["completion_evidence"].get(key, []) if occ.completed_on else []),
-        )
+    occurrences = {(tid, key): _occurrence_row(occ, key, extra)
+                   for key, occ in task.occurrences.items()}
+    return {"acc_task": {(tid,): task_row}, "acc_occurrence": occurrences,
+            "acc_act": _act_rows(tid, extra)}
+
+
+def _occurrence_row(occ: Any, key: str, extra: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        iso(occ.original_due), iso(occ.lateness_due), iso(occ.completed_on),
+        dumps(sorted(set(extra["due_evidence"].get(key, ())))),
+        dumps(extra["completion_evidence"].get(key, []) if occ.completed_on else []),
+    )
+
+
+def _act_rows(tid: str, extra: dict[str, Any]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     acts = {}
     for act in extra["acts"]:
         acts[(tid, act["occurrence"], act["position"])] = (
             act["kind"], act["day"], None if act["timely"] is None else int(act["timely"]),
             act["outcome"], act["decided_at"], act["requested_due"], dumps(act["evidence"]),
         )
-    return {"acc_task": {(tid,): task_row}, "acc_occurrence": occurrences, "acc_act": acts}
+    return acts
 
 
 def _agency_rows(agency: Agency, extra: dict[str, Any]) -> Rows:

@@ -25,6 +25,7 @@ import orjson
 
 from domain.deadlines import Deadline
 from domain.persistence.transcodings import DeadlineAsDict
+from domain.task import Task
 from projections.tables import Key, Rows, TableSpec, Values, dumps
 
 _DEADLINE = DeadlineAsDict()
@@ -102,9 +103,33 @@ class Projection:
     def render(self, state: EntityState) -> Rows:
         return {}
 
+    def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
+        """``render(state)`` after ``event``, given what was rendered before it (``before``).
+
+        A projection may re-render only the rows the event can change and reuse the other
+        tables' dicts and rows of ``before`` as they are (they are never mutated): a report
+        on one occurrence of a task that recurs for years should not render every year again.
+        The result must equal ``render(state)``; the tests check it event by event."""
+        return self.render(state)
+
     def log_rows(self, event: Any, position: int, ledger_time: str | None) -> list[LogRow]:
         """A stateless projection's rows for one event."""
         raise NotImplementedError
+
+
+def occurrence_changed(event: Any) -> str | None:
+    """The one occurrence a task event changes, when it changes nothing else of the task but
+    (a progress report) the task's progress; None for any other event. Read off the events'
+    ``apply``: each of these touches only ``task.occurrence(self.occurrence)``."""
+    if type(event) in _OCCURRENCE_EVENTS:
+        return event.occurrence  # None for a Reopened of the task itself
+    return None
+
+
+_OCCURRENCE_EVENTS = frozenset({
+    Task.ProgressReported, Task.ExtensionRequested, Task.ExtensionGranted,
+    Task.ExtensionRejected, Task.CompletionReported, Task.CompletionConfirmed,
+    Task.CompletionRejected, Task.Reopened})
 
 
 class EntityCache:

@@ -21,7 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
-from projections.base import EntityState, Projection, deadline_columns, dumps_plain, iso
+from domain.task import Task
+from projections.base import (
+    EntityState,
+    Projection,
+    deadline_columns,
+    dumps_plain,
+    iso,
+    occurrence_changed,
+)
 from projections.tables import Rows, TableSpec, dumps
 
 
@@ -66,35 +74,56 @@ class ObligationsProjection(Projection):
             return _agency_rows(aggregate)
         return _directive_rows(aggregate)
 
+    def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
+        """An event on one occurrence of a task changes that occurrence's row, and a progress
+        report the task's row too; nothing else."""
+        key = occurrence_changed(event)
+        if key is None or not before:
+            return self.render(state)
+        task = state.aggregate
+        (tid,) = next(iter(before["obl_task"]))  # str(task.id), without formatting it again
+        after = dict(before)
+        if isinstance(event, Task.ProgressReported):
+            after["obl_task"] = {(tid,): _task_row(task)}
+        occ = task.occurrences.get(key)
+        if occ is not None:
+            after["obl_occurrence"] = {**before["obl_occurrence"],
+                                       (tid, key): _occurrence_row(occ)}
+        return after
+
 
 def _task_rows(task: Any) -> Rows:
     tid = str(task.id)
-    deadline = task.deadline
-    last = task.progress[-1] if task.progress else None
-    row = (
-        str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
-        task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
-        *deadline_columns(deadline),
-        iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
-        task.assigning_office, len(task.progress), dumps_plain(last) if last else None,
-    )
     agencies = {(task.lead, tid): ("lead",)}
     for code in task.coordinating:
         agencies[(code, tid)] = ("coordinating",)
-    occurrences = {}
-    for key, occ in task.occurrences.items():
-        pending = occ.pending_extension
-        occurrences[(tid, key)] = (
-            iso(occ.original_due), iso(occ.due_on), iso(occ.lateness_due), iso(occ.completed_on),
-            occ.confirmed_at.isoformat() if occ.confirmed_at else None,
-            iso(occ.pending_completion_on), occ.pending_completion_document,
-            len(occ.extensions), sum(e.granted_due is not None for e in occ.extensions),
-            sum(e.rejected for e in occ.extensions),
-            iso(pending.requested_due) if pending else None,
-            occ.rejected_completions, occ.progress_reports,
-        )
-    return {"obl_task": {(tid,): row}, "obl_task_agency": agencies,
+    occurrences = {(tid, key): _occurrence_row(occ) for key, occ in task.occurrences.items()}
+    return {"obl_task": {(tid,): _task_row(task)}, "obl_task_agency": agencies,
             "obl_occurrence": occurrences}
+
+
+def _task_row(task: Any) -> tuple[Any, ...]:
+    last = task.progress[-1] if task.progress else None
+    return (
+        str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
+        task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
+        *deadline_columns(task.deadline),
+        iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
+        task.assigning_office, len(task.progress), dumps_plain(last) if last else None,
+    )
+
+
+def _occurrence_row(occ: Any) -> tuple[Any, ...]:
+    pending = occ.pending_extension
+    return (
+        iso(occ.original_due), iso(occ.due_on), iso(occ.lateness_due), iso(occ.completed_on),
+        occ.confirmed_at.isoformat() if occ.confirmed_at else None,
+        iso(occ.pending_completion_on), occ.pending_completion_document,
+        len(occ.extensions), sum(e.granted_due is not None for e in occ.extensions),
+        sum(e.rejected for e in occ.extensions),
+        iso(pending.requested_due) if pending else None,
+        occ.rejected_completions, occ.progress_reports,
+    )
 
 
 def _agency_rows(agency: Any) -> Rows:

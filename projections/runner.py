@@ -323,7 +323,7 @@ def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any,
                 state, logs = projection.fold(state, event, position, time_text)
                 for table, key, values in logs:
                     writer.append(table, key, values, position, time_text)
-            after = projection.render(state)
+            after = projection.render_change(state, event, before)
             writer.diff(before, after, position, time_text)
             state.rendered = after
             working[eid] = state

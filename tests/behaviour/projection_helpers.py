@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from domain.actors import Actor, CommandContext, Role
@@ -14,6 +16,7 @@ from domain.agency import AgencyLevel
 from domain.reference import AgencyRecord
 from domain.specs import DirectiveSpec, TaskSpec
 from projections import registry
+from projections.base import EntityState, entity_type, occurrence_changed
 from projections.db import Db
 from projections.rebuild import build_copy, drop_generation
 from projections.runner import all_projections
@@ -110,3 +113,29 @@ def issue_small(ledger):
 
 
 T_OFFICE = CommandContext(Actor("token:t-vp", Role.OFFICE, "T-VP"))
+
+
+def fold_checking_renders(events: Iterable[Any]) -> Counter[str]:
+    """Folds ``events`` (in the order of each entity's versions) into every stateful
+    projection, asserting after each event that ``render_change`` gives what ``render`` does.
+    Counts, per projection, the events it rendered in part (an event on one occurrence of a
+    task whose rows were rendered before), so a test can show that path was taken."""
+    projections = [p for p in all_projections() if not p.stateless]
+    states: dict[tuple[str, Any], EntityState] = {}
+    in_part: Counter[str] = Counter()
+    for position, event in enumerate(events, start=1):
+        for projection in projections:
+            if entity_type(event) not in projection.entity_types:
+                continue
+            key = (projection.name, event.originator_id)
+            state = states.get(key)
+            before = state.rendered if state is not None else {}
+            state, _ = projection.fold(state, event, position, None)
+            after = projection.render_change(state, event, before)
+            assert after == projection.render(state), (
+                f"{projection.name}: {type(event).__qualname__} on {event.originator_id}")
+            if before and occurrence_changed(event) is not None:
+                in_part[projection.name] += 1
+            state.rendered = after
+            states[key] = state
+    return in_part

@@ -24,6 +24,7 @@ from projections.runner import Runner
 from tests.behaviour.helpers import OPERATOR
 from tests.behaviour.projection_helpers import (
     digests,
+    fold_checking_renders,
     fresh_store,
     issue_small,
     live_generations,
@@ -221,5 +222,34 @@ def test_live_equals_rebuild_and_as_of_equals_rebuild_up_to_then(store_url, step
             result = rebuild(ledger, grace=0)
             assert all(r["position"] == head for r in result.values())
             assert digests(ledger, live_generations(ledger)) == before
+        finally:
+            ledger.close()
+
+
+# Steps for the render check: rare events (reopenings, reassignments, triggers) as often as
+# common ones, and cancellations so that there is something to reopen; no revocation, which
+# would refuse every later command.
+busy = st.one_of(common, rare, st.tuples(st.just("cancel"), task_ix))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(steps=st.lists(busy, min_size=20, max_size=80))
+def test_rendering_what_an_event_changes_equals_rendering_everything(steps):
+    """Every kind of event the commands record (reopenings of the task or of one occurrence,
+    reassignments, triggers, mergers too), rendered in part where it can be: the same rows as
+    rendering everything (``fold_checking_renders`` asserts it event by event). The fold
+    needs no particular store: SQLite only."""
+    with fresh_store("sqlite://") as url:
+        clock = FakeClock("2021-08-26 09:00")
+        ledger = Ledger(url, clock=clock)
+        try:
+            directive_id = issue_small(ledger).entity_id
+            runner = Runner(ledger, page_size=5)
+            for step in steps:
+                apply(ledger, clock, runner, directive_id, step)
+            events = [ledger.mapper.to_domain_event(n) for n in
+                      ledger.recorder.select_notifications(start=0, limit=100_000)]
+            fold_checking_renders(events)
         finally:
             ledger.close()
