@@ -49,6 +49,24 @@ def obligations_on(
                               occurrences=occurrences, on=on)
 
 
+def owed_on(
+    deadline: Deadline,
+    *,
+    assigned_on: date,
+    cancelled_on: date | None,
+    occurrences: Mapping[str, OccurrenceState],
+    on: date,
+) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """What an agency owes for the task on ``on``, as the obligations read model lists it:
+    nothing before the day the task was assigned (the task did not exist for anyone yet, so
+    an as-of question about an earlier day must not show it), ``obligations_on`` from then on.
+    The aggregate's own ``obligations`` keeps answering ``not_due`` for those days."""
+    if on < assigned_on:
+        return []
+    return obligations_on(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
+                          occurrences=occurrences, on=on)
+
+
 def listed_obligations(
     deadline: Deadline,
     *,

@@ -49,7 +49,7 @@ from domain.clock import local_date
 from domain.deadlines import Deadline, DeadlineKind
 from domain.errors import UnknownAgency, UnknownDirective, UnknownTask, ValidationError
 from domain.ids import agency_id, task_id
-from domain.obligations import obligations_on
+from domain.obligations import owed_on
 from domain.persistence.transcodings import DeadlineAsDict
 from domain.rules import OccurrenceState, TaskStatus, days_overdue
 from projections import registry
@@ -672,11 +672,9 @@ Known = Mapping[str, tuple[OccurrenceState, Mapping[str, Any]]]
 def _judge(task: Mapping[str, Any], known: Known, day: date
            ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
     """The task's obligations on a day and their statuses, judged by the domain's rules."""
-    if day < task["assigned_on"]:
-        return []  # not assigned yet on that day
     states = {key: occ for key, (occ, _) in known.items()}
-    return obligations_on(task["deadline"], assigned_on=task["assigned_on"],
-                          cancelled_on=task["cancelled_on"], occurrences=states, on=day)
+    return owed_on(task["deadline"], assigned_on=task["assigned_on"],
+                   cancelled_on=task["cancelled_on"], occurrences=states, on=day)
 
 
 def _task_obligations(task: Mapping[str, Any], known: Known, day: date

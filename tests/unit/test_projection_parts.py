@@ -80,6 +80,22 @@ def test_recurring_obligations_one_per_occurrence_standing_and_dormant_ones():
                           occurrences={}, on=date(2030, 1, 1)) == [(None, TaskStatus.NOT_DUE)]
 
 
+def test_an_agency_owes_nothing_for_a_task_before_the_day_it_was_assigned():
+    from domain.obligations import owed_on
+
+    deadline = parse_deadline("chậm nhất ngày 30/6/2022", DeadlineContext(date(2022, 3, 1), 2025))
+    done = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30),
+                           completed_on=date(2022, 2, 20))  # reported done before assignment
+    kwargs = {"assigned_on": date(2022, 3, 1), "cancelled_on": date(2022, 2, 25),
+              "occurrences": {"once": done}}
+    assert owed_on(deadline, **kwargs, on=date(2022, 2, 28)) == []
+    # The aggregate's view of the same day lists the task with a status.
+    assert obligations_on(deadline, **kwargs, on=date(2022, 2, 28)) != []
+    for day in (date(2022, 3, 1), date(2022, 7, 1)):
+        assert owed_on(deadline, **kwargs, on=day) == obligations_on(deadline, **kwargs, on=day)
+        assert owed_on(deadline, **kwargs, on=day) != []
+
+
 days = st.dates(min_value=date(2021, 1, 1), max_value=date(2026, 12, 31))
 dated_phrases = st.sampled_from(["chậm nhất ngày 30/6/2022", "Quý IV năm 2022", "Năm 2023",
                                  "trước ngày 15/3/2024", "Hằng năm", "Quý I năm kế hoạch"])
