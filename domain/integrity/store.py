@@ -301,14 +301,14 @@ class Reader:
 
     def events(self, start: int = 1, stop: int | None = None,
                page: int = PAGE) -> Iterator[list[tuple[int, str, int, str, bytes]]]:
-        """Pages of (position, originator id text, version, topic, state) in position order."""
-        pages = self._pages(self.store.events, self.store.position,
-                            "originator_id, originator_version, topic, state", start, stop, page)
-        if self._sqlite:
-            yield from pages
-            return
-        for rows in pages:  # PostgreSQL uuid values: UUID.hex is originator_id_text's answer
-            yield [(p, o.hex, v, t, s) for p, o, v, t, s in rows]
+        """Pages of (position, originator id text, version, topic, state) in position order.
+
+        PostgreSQL's uuid is sent as the hex text ``originator_id_text`` gives (UUID.hex):
+        building a Python UUID for every row only to format it again was a fifth of a
+        verification."""
+        oid = "originator_id" if self._sqlite else "replace(originator_id::text, '-', '')"
+        yield from self._pages(self.store.events, self.store.position,
+                               f"{oid}, originator_version, topic, state", start, stop, page)
 
     def chain(self, start: int = 1, stop: int | None = None,
               page: int = PAGE) -> Iterator[list[tuple[int, str, int, bytes]]]:
