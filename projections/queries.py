@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -305,8 +306,12 @@ class ReadModels:
             links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
                                    "agency", via)
             tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _JUDGE_COLUMNS, via))
-            occurrences = _obl_occurrences(
-                _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
+            if limit is None:  # every obligation is rendered: read every occurrence in full
+                judging = _obl_occurrences(
+                    _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
+            else:
+                judging = _judged_occurrences(
+                    _linked_rows(cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             for code, tid, role in links:
@@ -315,7 +320,7 @@ class ReadModels:
                     continue
                 how = via[code]
                 if tid not in statuses:  # a task linked twice (lead and via a group) once
-                    statuses[tid] = _judge(task, occurrences.get(tid, {}), day)
+                    statuses[tid] = _judge(task, judging.get(tid, {}), day)
                 for occ, status in statuses[tid]:
                     if how == "successor" and status not in OPEN:
                         continue  # done or cancelled before the merger: stays with the old lead
@@ -326,9 +331,11 @@ class ReadModels:
                                           None if how == "self" else code))
             judged = sorted(_best_role_per_obligation(judged), key=_Judged.order)
             shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
+            page_tasks = {j.task["task_id"] for j in shown}
             details = _obl_tasks(snap.select_in(cur, "obl_task", _DETAIL_COLUMNS, "task_id",
-                                                {j.task["task_id"] for j in shown}),
-                                 _DETAIL_COLUMNS)
+                                                page_tasks), _DETAIL_COLUMNS)
+            occurrences = judging if limit is None else _obl_occurrences(
+                snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
             rows = [j.render(details[j.task["task_id"]], occurrences, day) for j in shown]
             head = head_on(facts[agency].tenures, day)
             answer = {
@@ -645,6 +652,28 @@ _OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due
                 "progress_reports")
 
 
+# What judging an occurrence needs (``occurrence_status``, ``listed_obligations``,
+# ``days_overdue`` and the order of the answer): an agency's tasks can have tens of thousands
+# of stored occurrences, and the rest of their columns is read for the page's tasks only.
+_OCC_JUDGE_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due",
+                      "completed_on")
+
+
+def _judged_occurrences(rows: Iterable[tuple[Any, ...]]) -> dict[str, Known]:
+    """Stored occurrences by task id and key, with only ``_OCC_JUDGE_COLUMNS`` filled in
+    (and no other columns beside them)."""
+    out: dict[str, dict[str, tuple[OccurrenceState, Mapping[str, Any]]]] = defaultdict(dict)
+    fromiso = date.fromisoformat
+    for tid, key, original_due, due_on, lateness_due, completed_on in rows:
+        out[tid][key] = (OccurrenceState(
+            key, fromiso(original_due), fromiso(due_on), fromiso(lateness_due),
+            completed_on=None if completed_on is None else fromiso(completed_on)), _NOTHING)
+    return out
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
 def _obl_occurrences(rows: Iterable[tuple[Any, ...]]
                      ) -> dict[str, dict[str, tuple[OccurrenceState, dict[str, Any]]]]:
     out: dict[str, dict[str, tuple[OccurrenceState, dict[str, Any]]]] = defaultdict(dict)
@@ -739,8 +768,13 @@ class _Judged:
 
     def render(self, details: Mapping[str, Any], occurrences: Mapping[str, Known],
                day: date) -> dict[str, Any]:
-        row = _obligation_row({**self.task, **details}, self.occ, self.status,
-                              occurrences.get(self.task["task_id"], {}), day)
+        """``details``: the task's other columns; ``occurrences``: its stored occurrences
+        in full (``self.occ`` may hold only what judging needs)."""
+        known = occurrences.get(self.task["task_id"], {})
+        occ = self.occ
+        if occ is not None and occ.key in known:
+            occ = known[occ.key][0]
+        row = _obligation_row({**self.task, **details}, occ, self.status, known, day)
         row.update(role=self.role, via=self.via)
         return row
 

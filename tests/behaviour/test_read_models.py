@@ -95,6 +95,33 @@ def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_al
             models.obligations("T-A", **bad)
 
 
+def test_a_paged_obligation_carries_everything_stored_about_its_occurrence(ledger, small,
+                                                                           clock):
+    """A page is judged on the few columns statuses need, and its own rows are then read in
+    full: what a page shows of an occurrence is what the whole answer shows."""
+    tid = small["2"]  # "Hằng năm", T-B leads
+    clock.set("2022-12-01 09:00")
+    ledger.report_completion(OPERATOR, tid, occurrence="2022", summary="Đã xong",
+                             completed_on=date(2022, 11, 30))
+    ledger.reject_completion(OPERATOR, tid, occurrence="2022", reason="Chưa đạt")
+    ledger.request_extension(OPERATOR, tid, occurrence="2022", reason="Chờ số liệu",
+                             requested_due=date(2023, 1, 31))
+    ledger.report_completion(OPERATOR, tid, occurrence="2022", summary="Đã bổ sung",
+                             completed_on=date(2022, 12, 1))
+    models = caught_up(ledger)
+    day = date(2022, 12, 2)
+    whole = rows(models.obligations("T-B", effective_on=day))[("2", "2022")]
+    for limit in (1, 50):
+        pages = [models.obligations("T-B", effective_on=day, limit=limit, offset=start)
+                 for start in range(0, 50, limit)]
+        paged = rows({"obligations": [r for p in pages for r in p["obligations"]]})
+        assert paged[("2", "2022")] == whole
+    assert whole["rejected_completions"] == 1
+    assert whole["pending_completion_on"] == "2022-12-01"
+    assert whole["extensions"] == {"requested": 1, "granted": 0, "rejected": 0,
+                                   "pending_due": "2023-01-31"}
+
+
 def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, small, clock):
     """The HTTP answer cache asks for the projection's freshness on every request; with
     ``max_age`` a token read earlier by this process stands in for the database's."""
