@@ -306,7 +306,10 @@ class ReadModels:
             links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
                                    "agency", via)
             tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _JUDGE_COLUMNS, via))
-            if limit is None:  # every obligation is rendered: read every occurrence in full
+            # Read every occurrence in full, once, when all may be rendered (no limit, or no
+            # more tasks than a page); else judge on a few columns and read the page's later.
+            whole = limit is None or len(tasks) <= limit
+            if whole:
                 judging = _obl_occurrences(
                     _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
             else:
@@ -334,7 +337,7 @@ class ReadModels:
             page_tasks = {j.task["task_id"] for j in shown}
             details = _obl_tasks(snap.select_in(cur, "obl_task", _DETAIL_COLUMNS, "task_id",
                                                 page_tasks), _DETAIL_COLUMNS)
-            occurrences = judging if limit is None else _obl_occurrences(
+            occurrences = judging if whole else _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
             rows = [j.render(details[j.task["task_id"]], occurrences, day) for j in shown]
             head = head_on(facts[agency].tenures, day)
