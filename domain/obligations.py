@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.rules import OccurrenceState, TaskStatus, occurrence_status, undated_status
@@ -49,22 +50,16 @@ def obligations_on(
                               occurrences=occurrences, on=on)
 
 
-def owed_on(
-    deadline: Deadline,
-    *,
-    assigned_on: date,
-    cancelled_on: date | None,
-    occurrences: Mapping[str, OccurrenceState],
-    on: date,
-) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+def owed_on(deadline: Deadline, *, assigned_on: date, on: date, **facts: Any
+            ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
     """What an agency owes for the task on ``on``, as the obligations read model lists it:
     nothing before the day the task was assigned (the task did not exist for anyone yet, so
-    an as-of question about an earlier day must not show it), ``obligations_on`` from then on.
-    The aggregate's own ``obligations`` keeps answering ``not_due`` for those days."""
+    an as-of question about an earlier day must not show it), ``obligations_on`` from then on
+    (``facts``: its other arguments). The aggregate's own ``obligations`` keeps answering
+    ``not_due`` for those days."""
     if on < assigned_on:
         return []
-    return obligations_on(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
-                          occurrences=occurrences, on=on)
+    return obligations_on(deadline, assigned_on=assigned_on, on=on, **facts)
 
 
 def listed_obligations(
