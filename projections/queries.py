@@ -403,7 +403,8 @@ class ReadModels:
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
             tasks = _obl_tasks(snap.select(cur, "obl_task", _JUDGE_COLUMNS))
-            occurrences = _obl_occurrences(snap.select(cur, "obl_occurrence", _OCC_COLUMNS))
+            occurrences = _judged_occurrences(
+                snap.select(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS))
             counts: dict[str, Counter[str]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             for tid, task in tasks.items():
