@@ -57,6 +57,7 @@ from projections import registry
 from projections.audit import apply_changes, entity_steps, unflatten
 from projections.base import Projection, chunks
 from projections.db import Cursor, Db
+from projections.obligations import LINK_JUDGING
 from projections.runner import (
     OutdatedProjection,
     all_projections,
@@ -303,9 +304,7 @@ class ReadModels:
                         and me["level"] in row["member_levels"]):
                     via[code] = "group"
             via[agency] = "self"
-            links = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role"),
-                                   "agency", via)
-            tasks = _obl_tasks(_linked_rows(cur, snap, "obl_task", _JUDGE_COLUMNS, via))
+            links, tasks = _agency_links(cur, snap, via)
             # Read every occurrence in full, once, when all may be rendered (no limit, or no
             # more tasks than a page); else judge on a few columns and read the page's later.
             whole = limit is None or len(tasks) <= limit
@@ -335,8 +334,8 @@ class ReadModels:
             judged = sorted(_best_role_per_obligation(judged), key=_Judged.order)
             shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
             page_tasks = {j.task["task_id"] for j in shown}
-            details = _obl_tasks(snap.select_in(cur, "obl_task", _DETAIL_COLUMNS, "task_id",
-                                                page_tasks), _DETAIL_COLUMNS)
+            details = _obl_tasks(snap.select_in(cur, "obl_task", _PAGE_COLUMNS, "task_id",
+                                                page_tasks), _PAGE_COLUMNS)
             occurrences = judging if whole else _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
             rows = [j.render(details[j.task["task_id"]], occurrences, day) for j in shown]
@@ -598,6 +597,22 @@ _JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lea
 _DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
                    "last_progress")  # the rest of a rendered obligation
 _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
+# A task as its links carry it (``LINK_JUDGING``), and what a rendered obligation then
+# reads from the task's own row.
+_LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
+_PAGE_COLUMNS = ("task_id", "directive_id", "lead", *_DETAIL_COLUMNS[1:])
+
+
+def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str]
+                  ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
+    """The links of the tasks ``via``'s agencies lead or coordinate, as (agency, task id,
+    role), and those tasks by id with the columns their links carry (``_LINKED_TASK_COLUMNS``,
+    decoded)."""
+    rows = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role", *LINK_JUDGING),
+                          "agency", via)
+    first = {row[1]: (row[1], *row[3:]) for row in rows}  # a task linked twice: once
+    return ([row[:3] for row in rows],
+            _obl_tasks(first.values(), _LINKED_TASK_COLUMNS))
 
 
 def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],

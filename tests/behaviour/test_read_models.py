@@ -163,6 +163,28 @@ def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock)
     assert "done_on_time" not in earlier["counts"]
 
 
+def test_a_cancelled_task_is_owed_until_its_cancellation_and_known_as_cancelled_after(
+        ledger, small, clock):
+    """A cancellation reaches every agency's obligations (a task is judged from its links),
+    from its effective day on, and not as of a moment before it was recorded."""
+    models = caught_up(ledger)
+    before = models.obligations("T-A", effective_on=date(2021, 12, 1))["as_of"]["position"]
+    clock.set("2021-12-10 09:00")
+    ledger.cancel_task(OFFICE, small["1"], reason="Không còn phù hợp",
+                       effective_on=date(2021, 12, 5))
+    models = caught_up(ledger)
+    for code, role in (("T-A", "lead"), ("T-B", "coordinating")):
+        on_4 = rows(models.obligations(code, effective_on=date(2021, 12, 4)), role)
+        assert on_4[("1", "once")]["status"] == "overdue"
+        assert on_4[("1", "once")]["cancelled_on"] == "2021-12-05"
+        on_5 = models.obligations(code, effective_on=date(2021, 12, 5), include_closed=True)
+        assert rows(on_5, role)[("1", "once")]["status"] == "cancelled"
+        assert ("1", "once") not in rows(models.obligations(code, effective_on=date(2021, 12, 5)))
+    then = models.obligations("T-A", as_of_position=before, effective_on=date(2021, 12, 5))
+    assert rows(then, "lead")[("1", "once")]["status"] == "overdue"
+    assert rows(then, "lead")[("1", "once")]["cancelled_on"] is None
+
+
 def test_a_merger_moves_open_obligations_to_the_successor_but_not_finished_ones(ledger, small,
                                                                                 clock):
     clock.set("2021-09-20 10:00")
