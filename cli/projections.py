@@ -49,7 +49,13 @@ from domain.errors import DomainError
 from domain.rules import TaskStatus
 from projections.queries import ReadModels
 from projections.rebuild import RebuildInProgress, rebuild
-from projections.runner import OutdatedProjection, Runner, projections_named, run_worker
+from projections.runner import (
+    OutdatedProjection,
+    PacedCollector,
+    Runner,
+    projections_named,
+    run_worker,
+)
 
 projections_app = typer.Typer(help="Read models: state and upkeep.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
@@ -270,7 +276,8 @@ def worker(
             warned.update(runner.outdated)
 
         try:
-            run_worker(ledger, stop=stop, poll=poll, page_size=page_size, on_progress=report)
+            run_worker(ledger, stop=stop, poll=poll, page_size=page_size, on_progress=report,
+                       collector=PacedCollector())
         finally:
             if timer is not None:
                 timer.stop()
