@@ -89,8 +89,8 @@ def rarer_full_collections(*, enabled: bool = True) -> Iterator[None]:
 
     A server process keeps up to 10,000 aggregates in the library's cache: long-lived objects
     that every full collection traverses, finding nearly nothing to free (cycles die young).
-    Under the HTTP benchmarks each process ran 16-34 full collections of 100-210 ms in a
-    minute (``gc.callbacks``), each stalling every request in flight on that process.
+    In one run of the HTTP benchmarks each process ran 16-34 full collections of 100-210 ms
+    (timed with ``gc.callbacks``), each stalling every request in flight on that process.
     Young collections still run as usual; full ones now come a hundred times less often, so
     memory held by cycles stays bounded. An app given its ledger (tests) leaves the collector
     alone."""
