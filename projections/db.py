@@ -159,6 +159,18 @@ class Db:
             with conn.cursor() as raw:
                 yield Cursor(raw, self.dialect)
 
+    @contextmanager
+    def maintenance(self) -> Iterator[Cursor]:
+        """PostgreSQL: a cursor in autocommit, each statement its own transaction, for the
+        statements that cannot run inside one (VACUUM) and the long ones that need not
+        (CLUSTER, CREATE INDEX, ANALYZE on a rebuilt copy no reader sees yet)."""
+        if self.dialect != "postgres":
+            raise NotImplementedError("maintenance statements are PostgreSQL's")
+        with self.datastore.get_connection() as conn:
+            assert conn.autocommit
+            with conn.cursor() as raw:
+                yield Cursor(raw, self.dialect)
+
     def table_exists(self, cur: Cursor, table: str) -> bool:
         if self.dialect == "postgres":
             cur.execute("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND "

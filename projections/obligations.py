@@ -33,7 +33,7 @@ from projections.base import (
     iso,
     occurrence_changed,
 )
-from projections.tables import Rows, TableSpec, dumps
+from projections.tables import VERSION_COLUMNS, Rows, TableSpec, dumps
 
 # The task's columns each of its links repeats. An agency's obligations are judged on these
 # for thousands of tasks per query: read from the links, which the agency's key finds
@@ -60,8 +60,9 @@ class ObligationsProjection(Projection):
                            "progress_reports", "last_progress"),
                   int_columns=frozenset({"progress_reports"}),
                   indexes=(("directive_id",),)),
+        # An agency's links are read together (its obligations): stored together.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
-                  columns=("role", *LINK_JUDGING)),
+                  columns=("role", *LINK_JUDGING), clustered=True),
         TableSpec("obl_occurrence", key=("task_id", "occurrence"),
                   columns=("original_due", "due_on", "lateness_due", "completed_on",
                            "confirmed_at", "pending_completion_on",
@@ -70,7 +71,11 @@ class ObligationsProjection(Projection):
                            "rejected_completions", "progress_reports"),
                   int_columns=frozenset({"extensions_requested", "extensions_granted",
                                          "extensions_rejected", "rejected_completions",
-                                         "progress_reports"})),
+                                         "progress_reports"}),
+                  # What judging an agency's obligations reads of every linked task's
+                  # occurrences (queries._OCC_JUDGE_COLUMNS, in any version), from the index.
+                  covering=(("task_id",), ("occurrence", *VERSION_COLUMNS, "original_due",
+                                           "due_on", "lateness_due", "completed_on"))),
         TableSpec("obl_agency", key=("code",),
                   columns=("name", "level", "status", "parent", "successor", "ended_on",
                            "member_levels", "heads")),

@@ -63,6 +63,15 @@ class TableSpec:
     int_columns: frozenset[str] = frozenset()  # every other column is TEXT
     indexes: tuple[tuple[str, ...], ...] = ()
     append_only: bool = False  # rows are never replaced (the audit log)
+    # An index that answers one hot query without visiting the table: (key columns, the
+    # columns it carries besides). PostgreSQL stores the latter with INCLUDE and reads them
+    # by an index-only scan once VACUUM has marked the pages all-visible; SQLite, which has no
+    # INCLUDE, gets them as trailing key columns (its covering indexes).
+    covering: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    # PostgreSQL: once a rebuilt copy is filled, rewrite its rows in primary-key order
+    # (CLUSTER), so the rows a query reads by a key prefix share a few pages instead of
+    # one page each. Rows folded later are appended in arrival order, until the next rebuild.
+    clustered: bool = False
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -75,7 +84,9 @@ class TableSpec:
         """Stable text of the layout, part of a projection's fingerprint."""
         return (f"{self.name}({','.join(self.key)};{','.join(self.columns)};"
                 f"int={','.join(sorted(self.int_columns))};"
-                f"idx={'|'.join(','.join(i) for i in self.indexes)})")
+                f"idx={'|'.join(','.join(i) for i in self.indexes)}"
+                + (f";cover={','.join(self.covering[0])}+{','.join(self.covering[1])}"
+                   if self.covering else "") + ")")
 
     def ddl(self, db: Db, generation: int, *, indexes: bool = True) -> list[str]:
         """CREATE TABLE (with its primary key, which closing a row version looks up) and,
@@ -99,8 +110,19 @@ class TableSpec:
     def index_ddl(self, db: Db, generation: int) -> list[str]:
         table = self.physical(generation)
         name = db.name(table)
-        return [f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} ({', '.join(cols)})"
-                for i, cols in enumerate(self.indexes)]
+        statements = [f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} ({', '.join(cols)})"
+                      for i, cols in enumerate(self.indexes)]
+        if self.covering:
+            key, carried = self.covering
+            columns = (f"({', '.join(key)}) INCLUDE ({', '.join(carried)})"
+                       if db.dialect == "postgres" else f"({', '.join((*key, *carried))})")
+            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_c ON {name} {columns}")
+        return statements
+
+    def index_names(self, generation: int) -> list[str]:
+        table = self.physical(generation)
+        return ([f"{table}_i{i}" for i in range(len(self.indexes))]
+                + ([f"{table}_c"] if self.covering else []))
 
 
 def valid_at(mode: str, alias: str = "") -> str:
