@@ -58,7 +58,12 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], choices=BENCHMARKS,
                         help="run only this one (repeatable)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lag-windows", type=int, default=1, metavar="N",
+                        help="measure the lag in N windows one after the other and show "
+                             "each one's p99 (its tail comes from rare pauses)")
     args = parser.parse_args()
+    if args.lag_windows < 1:
+        parser.error("--lag-windows must be at least 1")
     sizes = SIZES["quick" if args.quick else "full"]
     if (any(name.startswith("http") or name == "lag" for name in args.only or BENCHMARKS)
             and importlib.util.find_spec("aiohttp") is None):
@@ -101,7 +106,7 @@ def main() -> None:
     if wanted("lag"):
         console.print("[dim]projection lag...[/]")
         rows.extend(bench_http.run_lag(sizes["http_events"], sizes["http_seconds"],
-                                       seed=args.seed))
+                                       seed=args.seed, windows=args.lag_windows))
     rows = in_issue_order(rows)
     table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
                         f"({'quick' if args.quick else 'full'}) — {machine()}")
