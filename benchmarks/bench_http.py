@@ -74,14 +74,14 @@ def make_tokens(url: str, agencies: set[str]) -> dict[str, str]:
 
 
 @contextmanager
-def served(url: str, workers: int):
+def served(url: str, workers: int, *, with_worker: bool = False):
     port = _free_port()
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_API_LOG_LEVEL": "warning"}
     # The server's logs go to a file: a pipe nobody reads fills up and stalls the server.
     log = tempfile.NamedTemporaryFile(prefix="ledger-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [LEDGER, "serve", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning"],
+         "--log-level", "warning", *(["--with-worker"] if with_worker else [])],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -239,11 +239,14 @@ def run_reads(events: int, seconds: float, clients: int = 64, workers: int = 2,
 
 
 def run_lag(events: int, seconds: float, writers: int = 16, workers: int = 2,
-            seed: int = 7, windows: int = 1) -> list[Row]:
+            seed: int = 7, windows: int = 1, embedded: bool = False) -> list[Row]:
     """Commit→visible: while ``writers`` clients keep writing, a probe writes and polls
     until the read models (folded by a separate `ledger worker`) have reached its
     position. Baseline: the same probe polling the journal itself (when another connection
     sees the committed event).
+
+    ``embedded``: no separate worker; the server folds on a thread of each of its processes
+    (``ledger serve --with-worker``, what the README's first steps run).
 
     ``windows``: measure that many windows of ``seconds`` one after the other, with the
     same server and worker, and show each window's p99 beside the whole run's: the tail
@@ -262,14 +265,14 @@ def run_lag(events: int, seconds: float, writers: int = 16, workers: int = 2,
                                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
                                autocommit=True)
         worker_log = tempfile.NamedTemporaryFile(prefix="ledger-worker-", delete=False)
-        worker = subprocess.Popen(
+        worker = None if embedded else subprocess.Popen(
             [LEDGER, "worker", "--poll", "1", "--checkpoint-every", "0"],
             env={**os.environ, "LEDGER_DATABASE_URL": url}, stdout=worker_log,
             stderr=subprocess.STDOUT, start_new_session=True)
         lags: list[list[float]] = []  # per window
         journal_lags: list[float] = []
         try:
-            with served(url, workers) as base:
+            with served(url, workers, with_worker=embedded) as base:
                 def progress(rng: random.Random):
                     task, lead = rng.choice(targets)
                     return "POST", f"/v1/tasks/{task}/progress-reports", {
@@ -315,8 +318,9 @@ def run_lag(events: int, seconds: float, writers: int = 16, workers: int = 2,
                     lags.append([])
                     asyncio.run(both(window))
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=30)
+            if worker is not None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
             worker_log.close()
             os.unlink(worker_log.name)
             conn.close()
@@ -330,8 +334,10 @@ def run_lag(events: int, seconds: float, writers: int = 16, workers: int = 2,
         spread = (f"; p99 per window of {seconds:.0f} s: "
                   f"{', '.join(f'{p:.0f}' for p in per_window)} ms, "
                   f"≤ 200 ms in {met} of {len(per_window)}")
+    folder = ("a thread of each server process (`ledger serve --with-worker`)" if embedded
+              else "separate `ledger worker` process")
     return [Row(
         f"7. projection lag commit→visible, {writers} writers",
         f"p50 {p50:.0f} ms · p99 {p99:.0f} ms ({len(every)} probes{spread})",
         f"journal visible p99 {j99:.1f} ms", None, "p99 ≤ 200 ms", p99 <= 200,
-        "worker: separate `ledger worker` process (LISTEN/NOTIFY + poll)")]
+        f"worker: {folder} (LISTEN/NOTIFY + poll)")]

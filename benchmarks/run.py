@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--lag-windows", type=int, default=1, metavar="N",
                         help="measure the lag in N windows one after the other and show "
                              "each one's p99 (its tail comes from rare pauses)")
+    parser.add_argument("--lag-embedded", action="store_true",
+                        help="measure the lag with the server's embedded worker "
+                             "(ledger serve --with-worker) instead of a separate ledger worker")
     args = parser.parse_args()
     if args.lag_windows < 1:
         parser.error("--lag-windows must be at least 1")
@@ -106,7 +109,8 @@ def main() -> None:
     if wanted("lag"):
         console.print("[dim]projection lag...[/]")
         rows.extend(bench_http.run_lag(sizes["http_events"], sizes["http_seconds"],
-                                       seed=args.seed, windows=args.lag_windows))
+                                       seed=args.seed, windows=args.lag_windows,
+                                       embedded=args.lag_embedded))
     rows = in_issue_order(rows)
     table = Table(title=f"chidao-ledger benchmarks, {datetime.now():%d/%m/%Y %H:%M} "
                         f"({'quick' if args.quick else 'full'}) — {machine()}")
