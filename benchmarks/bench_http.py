@@ -1,7 +1,7 @@
 """Commands and reads over HTTP against a real `ledger serve` on PostgreSQL.
 
 A fresh schema is filled with a synthetic ledger; agency tokens are created for the lead
-agencies; then 64 concurrent clients on loopback (asyncio + httpx, keep-alive) post
+agencies; then 64 concurrent clients on loopback (asyncio + aiohttp, keep-alive) post
 progress reports to tasks their agency leads, for a fixed time. Latency is measured per
 request on the client, from sending to the full response.
 
@@ -20,11 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
-
-import httpx
 
 from benchmarks.bench_import import PlainLibrary, plain_env
 from benchmarks.common import Row, fresh_schema, percentile
@@ -88,9 +87,10 @@ def served(url: str, workers: int, *, with_worker: bool = False):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:  # refused while starting, or an HTTP error status
                 time.sleep(0.2)
         else:
             raise RuntimeError("ledger serve did not become healthy")
