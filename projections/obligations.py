@@ -41,6 +41,10 @@ from projections.tables import VERSION_COLUMNS, Rows, TableSpec, dumps
 # ~9,000 probes, a third of the query). None of them changes on the events that are
 # frequent (reports, extensions, completions), so the links seldom get new versions.
 LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cancelled_on")
+# What judging reads of each stored occurrence of an agency's tasks, besides the task and the
+# occurrence's key; the occurrences' covering index carries them (with the version columns),
+# so those reads never visit the table.
+OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 
 
 class ObligationsProjection(Projection):
@@ -72,10 +76,8 @@ class ObligationsProjection(Projection):
                   int_columns=frozenset({"extensions_requested", "extensions_granted",
                                          "extensions_rejected", "rejected_completions",
                                          "progress_reports"}),
-                  # What judging an agency's obligations reads of every linked task's
-                  # occurrences (queries._OCC_JUDGE_COLUMNS, in any version), from the index.
-                  covering=(("task_id",), ("occurrence", *VERSION_COLUMNS, "original_due",
-                                           "due_on", "lateness_due", "completed_on"))),
+                  covering=(("task_id",),
+                            ("occurrence", *VERSION_COLUMNS, *OCCURRENCE_JUDGING))),
         TableSpec("obl_agency", key=("code",),
                   columns=("name", "level", "status", "parent", "successor", "ended_on",
                            "member_levels", "heads")),

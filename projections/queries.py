@@ -57,7 +57,7 @@ from projections import registry
 from projections.audit import apply_changes, entity_steps, unflatten
 from projections.base import Projection, chunks
 from projections.db import Cursor, Db
-from projections.obligations import LINK_JUDGING
+from projections.obligations import LINK_JUDGING, OCCURRENCE_JUDGING
 from projections.runner import (
     OutdatedProjection,
     all_projections,
@@ -674,8 +674,7 @@ _OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due
 # What judging an occurrence needs (``occurrence_status``, ``listed_obligations``,
 # ``days_overdue`` and the order of the answer): an agency's tasks can have tens of thousands
 # of stored occurrences, and the rest of their columns is read for the page's tasks only.
-_OCC_JUDGE_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due",
-                      "completed_on")
+_OCC_JUDGE_COLUMNS = ("task_id", "occurrence", *OCCURRENCE_JUDGING)
 
 
 def _judged_occurrences(rows: Iterable[tuple[Any, ...]]) -> dict[str, Known]:
