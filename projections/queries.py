@@ -18,6 +18,7 @@ while pages commit around it (rows valid at a committed position never change).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -140,6 +141,9 @@ class ReadModels:
         self.projections = {p.name: p for p in all_projections()}
         self.pinned = dict(generations or {})
         self._fresh: dict[str, tuple[float, tuple[int, int] | None]] = {}
+        self._asking: Counter[str] = Counter()  # freshness questions in flight
+        self._asking_lock = threading.Lock()
+        self._monotonic = time.monotonic  # the freshness tokens' clock (tests move it)
         ensure_projections(self.db)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -203,23 +207,47 @@ class ReadModels:
         ``max_age``: seconds a token read earlier by this process may be reused instead of
         asking the database again (every cached HTTP answer asks; under load most of a
         cached read was that round trip). The answer can then lag the projection by that
-        much more; never pass it where a caller waits to read its own write."""
+        much more, twice as much while a newer token is being asked for (see
+        ``recent_freshness``); never pass it where a caller waits to read its own write."""
         recent = self.recent_freshness(name, max_age)
         if recent is not None:
             return recent
-        now = time.monotonic()
-        with self.db.statement() as cur:
-            gen = registry.live_generations(cur, self.db).get(name)
-        token = (gen.generation, gen.position) if gen is not None else None
-        self._fresh[name] = (now, token)
-        return token
+        with self._asking_lock:
+            # Another thread may have asked meanwhile, or be asking now: then its token, or
+            # the one it is replacing, serves; one question per process, not one per request.
+            recent = self.recent_freshness(name, max_age)
+            if recent is not None:
+                return recent
+            self._asking[name] += 1
+        try:
+            now = self._monotonic()
+            with self.db.statement() as cur:
+                gen = registry.live_generations(cur, self.db).get(name)
+            token = (gen.generation, gen.position) if gen is not None else None
+            with self._asking_lock:
+                seen = self._fresh.get(name)
+                if seen is None or seen[0] <= now:  # a slower, older question never wins
+                    self._fresh[name] = (now, token)
+            return token
+        finally:
+            with self._asking_lock:
+                self._asking[name] -= 1
 
     def recent_freshness(self, name: str, max_age: float) -> tuple[int, int] | None:
         """The token ``freshness(name, max_age)`` would reuse without asking the database,
         or None if it would have to ask (never blocks: the HTTP layer calls it on its event
-        loop to answer a cached query without a thread)."""
+        loop to answer a cached query without a thread).
+
+        Stale while revalidating: once the token is ``max_age`` old, the first caller asks
+        the database, and until its answer lands (for at most another ``max_age``) the
+        others keep the old token instead of each asking too. Under load, dozens of
+        requests had arrived in that round trip, each sent to a thread to ask the same
+        question."""
         seen = self._fresh.get(name)
-        if max_age > 0 and seen is not None and time.monotonic() - seen[0] < max_age:
+        if max_age <= 0 or seen is None:
+            return None
+        age = self._monotonic() - seen[0]
+        if age < max_age or (self._asking[name] and age < 2 * max_age):
             return seen[1]
         return None
 

@@ -12,6 +12,7 @@ import pytest
 from domain.clock import LOCAL_TZ
 from domain.errors import ValidationError
 from domain.ids import task_id
+from projections import registry
 from projections.audit import changes, flat_state, state_of, unflatten
 from projections.base import plain
 from projections.db import Db
@@ -136,6 +137,43 @@ def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, smal
     assert after[0] == before[0] and after[1] > before[1]
     assert models.freshness("obligations", max_age=3600) == after  # the newer one is kept
     assert models.freshness("no-such-projection") is None
+
+
+def test_one_caller_asks_for_freshness_while_the_others_keep_the_token(ledger, small,
+                                                                      monkeypatch):
+    """Once the token is ``max_age`` old, the first caller asks the database; until its
+    answer lands (for at most another ``max_age``) the others keep the old token instead of
+    each asking too (under load, dozens of requests arrived during that round trip)."""
+    models = caught_up(ledger)
+    now = [1000.0]
+    models._monotonic = lambda: now[0]
+    token = models.freshness("obligations", max_age=1)
+    asking, answer = threading.Event(), threading.Event()
+    questions = []
+    live_generations = registry.live_generations
+
+    def slow_database(cur, db):
+        questions.append(now[0])
+        asking.set()
+        assert answer.wait(10)
+        return live_generations(cur, db)
+
+    monkeypatch.setattr(registry, "live_generations", slow_database)
+    now[0] += 1.5  # older than max_age
+    assert models.recent_freshness("obligations", 1) is None  # nobody asking: the caller asks
+    asked = []
+    first = threading.Thread(target=lambda: asked.append(models.freshness("obligations", 1)))
+    first.start()
+    try:
+        assert asking.wait(10)
+        assert models.recent_freshness("obligations", 1) == token  # kept while it asks
+        assert models.freshness("obligations", max_age=1) == token  # no second question
+        now[0] += 0.6  # 2.1 s: more than twice max_age, too old even while someone asks
+        assert models.recent_freshness("obligations", 1) is None
+    finally:
+        answer.set()
+        first.join(10)
+    assert asked == [token] and questions == [1001.5]
 
 
 def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock):
