@@ -18,6 +18,7 @@ while pages commit around it (rows valid at a committed position never change).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
@@ -213,12 +214,11 @@ class ReadModels:
         if recent is not None:
             return recent
         with self._asking_lock:
-            # Another thread may have asked meanwhile, or be asking now: then its token, or
-            # the one it is replacing, serves; one question per process, not one per request.
-            recent = self.recent_freshness(name, max_age)
-            if recent is not None:
-                return recent
             self._asking[name] += 1
+        return self._ask_freshness(name)
+
+    def _ask_freshness(self, name: str) -> tuple[int, int] | None:
+        """Ask the database for the token (the caller has counted itself in ``_asking``)."""
         try:
             now = self._monotonic()
             with self.db.statement() as cur:
@@ -238,18 +238,31 @@ class ReadModels:
         or None if it would have to ask (never blocks: the HTTP layer calls it on its event
         loop to answer a cached query without a thread).
 
-        Stale while revalidating: once the token is ``max_age`` old, the first caller asks
-        the database, and until its answer lands (for at most another ``max_age``) the
-        others keep the old token instead of each asking too. Under load, dozens of
-        requests had arrived in that round trip, each sent to a thread to ask the same
-        question."""
+        Stale while revalidating: a token between ``max_age`` and twice that old is still
+        used, and the first caller to find it so starts a thread that asks the database for
+        a newer one; the callers meanwhile keep the old token. Under load, every request
+        arriving in that round trip had gone to a thread to ask the same question, and
+        the one that asked waited for it: a request every ``max_age`` per process, enough
+        to make the reads' p99."""
         seen = self._fresh.get(name)
         if max_age <= 0 or seen is None:
             return None
         age = self._monotonic() - seen[0]
-        if age < max_age or (self._asking[name] and age < 2 * max_age):
+        if age < max_age:
             return seen[1]
-        return None
+        if age >= 2 * max_age:
+            return None
+        with self._asking_lock:
+            if not self._asking[name]:
+                self._asking[name] += 1
+                threading.Thread(target=self._revalidate, args=(name,), daemon=True,
+                                 name=f"freshness-{name}").start()
+        return seen[1]
+
+    def _revalidate(self, name: str) -> None:
+        # A failure is not lost: the next caller past twice max_age asks itself, and sees it.
+        with contextlib.suppress(Exception):
+            self._ask_freshness(name)
 
     def status(self) -> dict[str, Any]:
         """Position, ledger time and lag of every projection (and any rebuild under way)."""
