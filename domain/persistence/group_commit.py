@@ -9,14 +9,18 @@ Semantics stay those of saving one command at a time:
 * two commands touching the same aggregate never share a batch: the later one waits for the
   next batch, so the store (not this module) decides whether it conflicts;
 * each command's own hooks see only its own positions;
-* if the batch fails (a conflict with another process, say), every command of it is retried
-  alone, so only the command at fault fails, with the error it would have had alone.
+* if the batch fails (a conflict with another process, say), it is split in halves and each
+  half committed, down to the command at fault, which fails alone with the error it would
+  have had alone (a conflict in a batch of 32 costs ~10 transactions, not 32);
+* a command written against a version this process has itself committed past (two requests
+  on one task, both loaded before the first committed) is bound to conflict: it is committed
+  alone, so it fails without taking a batch down with it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +28,9 @@ from typing import Any
 from eventsourcing.persistence import Recording
 
 Hook = Callable[[Any, Sequence[int]], None]
+
+# Aggregates whose last committed version this process remembers (to spot doomed commands).
+_REMEMBERED = 10_000
 
 
 @dataclass
@@ -50,6 +57,8 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0  # for tests and metrics
         self.largest_batch = 0
+        # aggregate id -> the last version this process committed (committer thread only)
+        self._committed: OrderedDict[Any, int] = OrderedDict()
 
     def save(self, aggregates: Sequence[Any], hooks: Sequence[Hook]) -> list[Recording]:
         """Save the aggregates' pending events (with ``hooks`` run inside the transaction,
@@ -100,7 +109,14 @@ class GroupCommitter:
             self.batches += 1
             self.largest_batch = max(self.largest_batch, len(batch))
             try:
-                self._commit(batch)
+                together: list[_Submission] = []
+                for submission in batch:
+                    if self._behind(submission):
+                        self._commit_alone(submission)  # bound to conflict: fails alone
+                    else:
+                        together.append(submission)
+                if together:
+                    self._commit(together)
             except BaseException as exc:
                 for submission in batch:
                     if not submission.done.is_set():
@@ -121,9 +137,11 @@ class GroupCommitter:
         try:
             recordings = self._save(*[e for s in batch for e in s.events], after_insert=hooks)
         except Exception:
-            for submission in batch:
-                self._commit_alone(submission)
+            half = len(batch) // 2
+            self._commit(batch[:half])
+            self._commit(batch[half:])
             return
+        self._remember(batch)
         start = 0
         for submission in batch:
             end = start + len(submission.events)
@@ -135,9 +153,25 @@ class GroupCommitter:
         try:
             submission.recordings = self._save(
                 *submission.events, after_insert=[*self._global_hooks, *submission.hooks])
+            self._remember([submission])
         except BaseException as exc:
             submission.error = exc
         submission.done.set()
+
+    def _behind(self, submission: _Submission) -> bool:
+        """Does it write a version of an aggregate that this process already committed?"""
+        committed = self._committed
+        return any(event.originator_version <= committed.get(event.originator_id, -1)
+                   for event in submission.events)
+
+    def _remember(self, batch: Sequence[_Submission]) -> None:
+        committed = self._committed
+        for submission in batch:
+            for event in submission.events:
+                committed[event.originator_id] = event.originator_version
+                committed.move_to_end(event.originator_id)
+        while len(committed) > _REMEMBERED:
+            committed.popitem(last=False)
 
 
 def _slice(hook: Hook, start: int, end: int) -> Hook:

@@ -11,10 +11,19 @@ import pytest
 from domain.persistence.group_commit import GroupCommitter
 
 
+class FakeEvent(str):
+    """An event's name, carrying the originator and version a store checks."""
+
+    def __new__(cls, name: str, originator_id: str, originator_version: int) -> FakeEvent:
+        event = super().__new__(cls, name)
+        event.originator_id, event.originator_version = originator_id, originator_version
+        return event
+
+
 class FakeAggregate:
-    def __init__(self, id_: str, events: int = 1) -> None:
+    def __init__(self, id_: str, events: int = 1, version: int = 1) -> None:
         self.id = id_
-        self._pending = [f"{id_}-e{i}" for i in range(events)]
+        self._pending = [FakeEvent(f"{id_}-e{i}", id_, version + i) for i in range(events)]
 
     def collect_events(self):
         pending, self._pending = self._pending, []
@@ -25,7 +34,9 @@ class FakeStore:
     """Records each transaction; the first can be held open to let others queue up."""
 
     def __init__(self, hold_first: bool = False, fail_when=None) -> None:
-        self.transactions: list[list[str]] = []
+        self.transactions: list[list[str]] = []  # committed
+        self.attempted: list[list[str]] = []  # committed or not
+        self.versions: dict[str, int] = {}  # the last version of each aggregate
         self.position = 0
         self.gate = threading.Event()
         self.entered = threading.Event()
@@ -36,8 +47,11 @@ class FakeStore:
     def save(self, *events, after_insert=()):
         self.entered.set()
         self.gate.wait(5)
-        if self.fail_when(events):
+        self.attempted.append(list(events))
+        if self.fail_when(events) or any(
+                e.originator_version <= self.versions.get(e.originator_id, 0) for e in events):
             raise RuntimeError(f"conflict in {events}")
+        self.versions.update((e.originator_id, e.originator_version) for e in events)
         positions = list(range(self.position + 1, self.position + 1 + len(events)))
         for hook in after_insert:
             hook(None, positions)
@@ -95,7 +109,7 @@ def test_two_commands_on_one_aggregate_never_share_a_transaction():
     threads = [submit(committer, FakeAggregate("x"), results)]
     store.entered.wait(5)
     first, second = FakeAggregate("task"), FakeAggregate("task")
-    second._pending = ["task-e0-again"]
+    second._pending = [FakeEvent("task-e0-again", "task", 2)]
     threads.append(submit(committer, first, results))
     wait_queued(committer, 1)
     threads.append(submit(committer, second, {}))
@@ -108,22 +122,52 @@ def test_two_commands_on_one_aggregate_never_share_a_transaction():
     assert store.transactions == [["x-e0"], ["task-e0", "y-e0"], ["task-e0-again"]]
 
 
-def test_a_failed_batch_is_retried_command_by_command():
-    store = FakeStore(hold_first=True, fail_when=lambda events: "bad-e0" in events)
-    committer = GroupCommitter(store.save, [])
+def run_held(store, committer, first, queued):
+    """Commit ``first`` while holding the store, queue ``queued`` behind it, then let go."""
     results: dict = {}
-    threads = [submit(committer, FakeAggregate("a"), results)]
+    threads = [submit(committer, first, results)]
     store.entered.wait(5)
-    for name in ("b", "bad", "c"):
-        threads.append(submit(committer, FakeAggregate(name), results))
-    wait_queued(committer, 3)
+    for aggregate in queued:
+        threads.append(submit(committer, aggregate, results))
+        wait_queued(committer, len(threads) - 1)  # queued in this order
     store.gate.set()
     for thread in threads:
         thread.join(5)
     committer.close()
-    assert results["b"] == [2] and results["c"] == [3]
-    assert isinstance(results["bad"], RuntimeError)
-    assert store.transactions == [["a-e0"], ["b-e0"], ["c-e0"]]
+    return results
+
+
+def test_a_failed_batch_is_split_in_halves_down_to_the_command_at_fault():
+    store = FakeStore(hold_first=True, fail_when=lambda events: "c5-e0" in events)
+    committer = GroupCommitter(store.save, [])
+    names = [f"c{i}" for i in range(8)]
+    results = run_held(store, committer, FakeAggregate("a"),
+                       [FakeAggregate(name) for name in names])
+    assert isinstance(results.pop("c5"), RuntimeError)  # the error it has alone
+    assert results == {"a": [1], "c0": [2], "c1": [3], "c2": [4], "c3": [5], "c4": [6],
+                       "c6": [7], "c7": [8]}
+    assert store.transactions == [["a-e0"], ["c0-e0", "c1-e0", "c2-e0", "c3-e0"], ["c4-e0"],
+                                  ["c6-e0", "c7-e0"]]
+    assert len(store.attempted) == 8  # one by one after the first failure: 10
+
+
+def test_a_command_behind_what_this_process_committed_is_committed_alone():
+    """Two requests on one task, both loaded at version 0: the second is bound to conflict
+    once the first has committed, so it does not share (and take down) a batch."""
+    store = FakeStore()
+    committer = GroupCommitter(store.save, [])
+    done: dict = {}
+    submit(committer, FakeAggregate("task"), done).join(5)
+    store.gate.clear()
+    store.entered.clear()
+    late = FakeAggregate("task")
+    late._pending = [FakeEvent("task-e0-late", "task", 1)]
+    results = run_held(store, committer, FakeAggregate("a"),
+                       [late, FakeAggregate("y"), FakeAggregate("z")])
+    assert done == {"task": [1]}
+    assert isinstance(results.pop("task"), RuntimeError)
+    assert results == {"a": [2], "y": [3], "z": [4]}
+    assert store.attempted == [["task-e0"], ["a-e0"], ["task-e0-late"], ["y-e0", "z-e0"]]
 
 
 def test_saving_after_close_is_refused():
