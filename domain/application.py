@@ -166,7 +166,8 @@ class Ledger(Application):
 
     def _get(self, aggregate_id: UUID, error: Exception, version: int | None = None):
         try:
-            return self.repository.get(aggregate_id, version=version)
+            return self.repository.get(aggregate_id, version=version,
+                                       projector_func=_mutate_in_turn)
         except AggregateNotFoundError:
             raise error from None
 
@@ -713,3 +714,12 @@ def registered_agency_codes(ledger: Ledger) -> list[str]:
             return codes
         codes.extend(entry_from(n, ledger.mapper).data["code"] for n in page)
         start = page[-1].id
+
+
+def _mutate_in_turn(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` without its per-event ``assert isinstance(event,
+    CanMutateProtocol)``: a runtime-checkable protocol is checked attribute by attribute, and
+    that assert was a tenth of the server's time on HTTP writes (py-spy, GIL samples)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate

@@ -29,6 +29,18 @@ from domain.rules import (
 )
 
 
+class ProgressLog(list):
+    """A task's progress reports, oldest first. An entry records a report made in the past
+    and is never changed once appended, so a copy of the task shares the entries.
+
+    The library deep-copies a cached aggregate for every command on it; copying every
+    report made a command on a task with 60 of them cost 1.1 ms to load against 0.3 ms for
+    a new task, and a task reported on weekly for a few years has hundreds."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ProgressLog:
+        return ProgressLog(self)
+
+
 class Task(LedgerAggregate):
     @staticmethod
     def create_id(directive_id: UUID, ordinal: str) -> UUID:
@@ -207,7 +219,7 @@ class Task(LedgerAggregate):
         self.assigned_on = assigned_on
         self.assigning_office = assigning_office
         self.occurrences: dict[str, OccurrenceState] = {}
-        self.progress: list[dict[str, Any]] = []
+        self.progress: list[dict[str, Any]] = ProgressLog()
         self.cancelled_on: date | None = None
         self.cancel_reason: str | None = None
 

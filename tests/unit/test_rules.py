@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, date, datetime
 from uuid import uuid4
 
@@ -277,3 +278,26 @@ def test_who_may_write_to_a_task(actor, action, allowed):
         assert caught.value.scope  # names the missing scope
         if action is TaskAction.REQUEST_EXTENSION and actor.role is Role.AGENCY:
             assert isinstance(caught.value, NotLeadAgency)
+
+
+# -- copies of a task --------------------------------------------------------------------------
+
+
+def test_a_copy_of_a_task_shares_its_past_progress_reports_but_not_their_list():
+    """Every command works on a deep copy of the cached task: the reports it already has
+    are records of the past and are shared, a report added to the copy is the copy's own."""
+    task = make_task()
+    for day in (2, 9):
+        task.report_progress(occurrence=None, reported_on=date(2022, 5, day), percent=day,
+                             summary=f"Tuần {day}", reporter="QNG-SNV", meta=META,
+                             timestamp=at(f"2022-05-{day:02d} 08:00"))
+    copy = deepcopy(task)
+    assert copy.progress == task.progress
+    assert all(mine is theirs for mine, theirs in zip(copy.progress, task.progress,
+                                                     strict=True))
+    copy.report_progress(occurrence=None, reported_on=date(2022, 5, 16), percent=30,
+                         summary="Tuần 16", reporter="QNG-SNV", meta=META,
+                         timestamp=at("2022-05-16 08:00"))
+    assert [p["summary"] for p in copy.progress] == ["Tuần 2", "Tuần 9", "Tuần 16"]
+    assert [p["summary"] for p in task.progress] == ["Tuần 2", "Tuần 9"]
+    assert copy.occurrence("once") is not task.occurrence("once")  # mutable: copied
