@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +27,7 @@ from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
 from service.openapi import READ_ERRORS
 from service.problems import ProblemError
-from service.read_models import ReadModelsPort, jsonable
+from service.read_models import Answer, ReadModelsPort, accepts_gzip, jsonable
 from service.schemas import QueryDay, QueryResult
 
 router = APIRouter(prefix="/v1", tags=["queries"])
@@ -92,7 +92,8 @@ def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
 
 
 def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
-             compute: Callable[[], dict[str, Any]], *, min_position: int | None) -> Response:
+             compute: Callable[[], dict[str, Any]], *, min_position: int | None,
+             accept_encoding: str | None) -> Response:
     """The answer as JSON bytes, from the cache when the projection has not moved. The day
     statuses are judged on is part of ``key`` (a default of 'today' changes at midnight).
 
@@ -103,17 +104,29 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     max_age = svc.settings.freshness_seconds if min_position is None else 0.0
     token = freshness(projection, max_age) if freshness is not None else None
     if token is None:
-        body = orjson.dumps(compute())
+        answer = Answer.of(orjson.dumps(compute()))
     else:
-        body = svc.answers.get_or_compute((projection, token, *key), compute)
-    return Response(content=body, media_type="application/json")
+        answer = svc.answers.get_or_compute((projection, token, *key), compute)
+    return _send(answer, accept_encoding)
+
+
+def _send(answer: Answer, accept_encoding: str | None) -> Response:
+    """gzipped to a client that accepts it (compressed once per cached answer)."""
+    if answer.gzipped is None:
+        return Response(content=answer.body, media_type="application/json")
+    if accepts_gzip(accept_encoding):
+        return Response(content=answer.gzipped, media_type="application/json",
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(content=answer.body, media_type="application/json",
+                    headers={"Vary": "Accept-Encoding"})
 
 
 def _today(svc: Services) -> date:
     return local_date(svc.ledger.clock())
 
 
-def _cached_answer(svc: Services, projection: str, key: tuple) -> Response | None:
+def _cached_answer(svc: Services, projection: str, key: tuple,
+                   accept_encoding: str | None) -> Response | None:
     """The answer ``_respond`` would send from the cache, if it can be had without blocking:
     the projection's freshness as this process last read it (within ``freshness_seconds``)
     and the answer cached under it. None: take the ordinary path (on a thread)."""
@@ -123,14 +136,14 @@ def _cached_answer(svc: Services, projection: str, key: tuple) -> Response | Non
     token = recent(projection, svc.settings.freshness_seconds)
     if token is None:
         return None
-    body = svc.answers.peek((projection, token, *key))
-    return None if body is None else Response(content=body, media_type="application/json")
+    answer = svc.answers.peek((projection, token, *key))
+    return None if answer is None else _send(answer, accept_encoding)
 
 
 @router.get("/agencies/{code}/obligations", response_model=QueryResult, responses=READ_ERRORS,
             tags=["queries"])
 async def obligations(
-    svc: ServicesDep, _: Reader,
+    request: Request, svc: ServicesDep, _: Reader,
     code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
                               examples=["QNG-STC"])],
     as_of: AsOf = None,
@@ -147,7 +160,9 @@ async def obligations(
     offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ):
     """What an agency owes: open tasks as lead or coordinator (and, if asked, as a member
-    of a group), due dates (effective and original), status, days overdue, extensions."""
+    of a group), due dates (effective and original), status, days overdue, extensions.
+    Sent gzipped to a client whose Accept-Encoding admits it."""
+    accept_encoding = request.headers.get("accept-encoding")
     if min_position is None:
         # A cached answer is sent from the event loop; anything else (validation, the
         # agency's 404, computing) runs on a thread as before. Only an answer computed
@@ -159,12 +174,12 @@ async def obligations(
         else:
             key = _obligations_key(svc, code, moment, effective_on, include_groups,
                                    include_closed, limit, offset)
-            hit = _cached_answer(svc, "obligations", key)
+            hit = _cached_answer(svc, "obligations", key, accept_encoding)
             if hit is not None:
                 return hit
     return await run_in_threadpool(
         _obligations, svc, code, as_of, effective_on, min_position, include_groups,
-        include_closed, limit, offset)
+        include_closed, limit, offset, accept_encoding)
 
 
 def _obligations_key(svc: Services, code: str, moment: datetime | None,
@@ -176,7 +191,7 @@ def _obligations_key(svc: Services, code: str, moment: datetime | None,
 
 def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date | None,
                  min_position: int | None, include_groups: bool, include_closed: bool,
-                 limit: int, offset: int) -> Response:
+                 limit: int, offset: int, accept_encoding: str | None) -> Response:
     models = _read_models(svc, min_position)
     svc.ledger.agency(code)  # 404 for an unknown agency
     moment = _as_of(as_of)
@@ -191,7 +206,8 @@ def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date
 
     key = _obligations_key(svc, code, moment, effective_on, include_groups, include_closed,
                            limit, offset)
-    return _respond(svc, models, "obligations", key, compute, min_position=min_position)
+    return _respond(svc, models, "obligations", key, compute, min_position=min_position,
+                    accept_encoding=accept_encoding)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

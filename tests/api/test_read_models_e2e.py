@@ -92,6 +92,28 @@ def test_obligations_are_direct_by_default_with_groups_and_pages_on_request(serv
     assert page["page"] == {"offset": 2, "limit": 3, "total": grouped["page"]["total"]}
 
 
+def test_obligations_are_gzipped_for_a_client_that_accepts_it(served):
+    """Compressed once per cached answer: a default page of 500 obligations is ~470 KB of
+    JSON, ~50 KB gzipped."""
+    client, tokens = served
+    url = "/v1/agencies/QNG-STC/obligations"
+    params = {"effective_on": "2021-11-01", "min_position": 1}
+    plain = client.get(url, params=params,
+                       headers={**auth(tokens["office"]), "Accept-Encoding": "identity"})
+    assert plain.status_code == 200, plain.text
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    for cached in (False, True):  # computed, then from the answer cache
+        packed = client.get(url, params=params if not cached else {"effective_on": "2021-11-01"},
+                            headers={**auth(tokens["office"]), "Accept-Encoding": "gzip"})
+        assert packed.status_code == 200, packed.text
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.headers["vary"] == "Accept-Encoding"
+        assert packed.num_bytes_downloaded < len(packed.content) / 3  # sent compressed
+        assert packed.json() == plain.json()  # the same answer, Vietnamese text included
+    assert "Đ" in plain.text
+
+
 def test_cached_answers_never_outlive_a_new_event(served):
     client, tokens = served
     office = auth(tokens["office"])
