@@ -255,8 +255,12 @@ class ReadModels:
         with self._asking_lock:
             if not self._asking[name]:
                 self._asking[name] += 1
-                threading.Thread(target=self._revalidate, args=(name,), daemon=True,
-                                 name=f"freshness-{name}").start()
+                try:
+                    threading.Thread(target=self._revalidate, args=(name,), daemon=True,
+                                     name=f"freshness-{name}").start()
+                except RuntimeError:  # no thread to be had: this caller asks, and waits
+                    self._asking[name] -= 1
+                    return None
         return seen[1]
 
     def _revalidate(self, name: str) -> None:
