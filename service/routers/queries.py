@@ -103,8 +103,9 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     freshness = getattr(models, "freshness", None)
     max_age = svc.settings.freshness_seconds if min_position is None else 0.0
     token = freshness(projection, max_age) if freshness is not None else None
-    if token is None:
-        answer = Answer.of(orjson.dumps(compute()))
+    if token is None:  # not cached: compressed only for a client that takes it
+        body = orjson.dumps(compute())
+        answer = Answer.of(body) if accepts_gzip(accept_encoding) else Answer(body)
     else:
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
     return _send(answer, accept_encoding)
