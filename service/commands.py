@@ -14,13 +14,19 @@ from fastapi.responses import JSONResponse
 
 from domain.actors import CommandContext, SourceDocument
 from domain.application import Receipt
-from domain.errors import DomainError
+from domain.errors import ConcurrentWrite, DomainError
 from service.deps import Services, etag
 from service.problems import ProblemError
 from service.tokens import TokenInfo
 
 # Entity types whose reads carry an ETag (and whose writes accept If-Match).
 VERSIONED = {"Task", "Directive"}
+
+# How many times a write without If-Match is run when it loses a race with another writer
+# of the same entity (409 concurrent-write): the client asked for "the current state", and
+# the state that won is the current one, so the server reloads and runs the command again
+# (its rules checked afresh) instead of handing the 409 back for the client to do the same.
+ATTEMPTS_WITHOUT_IF_MATCH = 3
 
 
 class IdempotencyKeyReused(ProblemError):
@@ -97,18 +103,22 @@ def execute(
         source_document=document,
         after_insert=hooks,
     )
-    try:
-        receipt = command(ctx)
-    except (DomainError, RecordConflictError):
-        # A concurrent retry with the same key may have won the race: answer as it did.
-        if key is not None:
-            stored = svc.idempotency.lookup(principal, key)
-            if stored is not None:
-                if stored.fingerprint != request_fp:
-                    raise IdempotencyKeyReused() from None
-                request.state.position = stored.body.get("position")
-                return _respond(stored.status, stored.body, replayed=True)
-        raise
+    attempts = 1 if request.headers.get("if-match") else ATTEMPTS_WITHOUT_IF_MATCH
+    for attempt in range(1, attempts + 1):
+        try:
+            receipt = command(ctx)
+            break
+        except (DomainError, RecordConflictError) as exc:
+            # A concurrent retry with the same key may have won the race: answer as it did.
+            if key is not None:
+                stored = svc.idempotency.lookup(principal, key)
+                if stored is not None:
+                    if stored.fingerprint != request_fp:
+                        raise IdempotencyKeyReused() from None
+                    request.state.position = stored.body.get("position")
+                    return _respond(stored.status, stored.body, replayed=True)
+            if not (isinstance(exc, ConcurrentWrite) and attempt < attempts):
+                raise
     body = out.get("body") or result_body(entity_type, receipt.entity_id, receipt.version,
                                           receipt.positions, location(receipt.entity_id))
     request.state.position = body["position"]

@@ -151,9 +151,9 @@ def test_if_match_guards_against_stale_writes(api):
                    "stale-version")
 
 
-def test_a_conflicting_concurrent_write_is_409(api, store_url, clock):
-    """Another process saves between our read and our write: the store refuses ours."""
-    task = UUID(api.task("6.9"))
+def interleaved_write(api, store_url, clock, task: UUID, **headers: str):
+    """POST a progress report while another process saves to the same task between our
+    read and our write (once)."""
     other = Ledger(store_url, clock=clock)
     original = api.ledger.task
 
@@ -165,13 +165,32 @@ def test_a_conflicting_concurrent_write_is_409(api, store_url, clock):
 
     try:
         api.ledger.task = task_then_interleave
-        head = api.head()
-        response = api.post("lead", f"/v1/tasks/{task}/progress-reports", PROGRESS)
+        return api.post("lead", f"/v1/tasks/{task}/progress-reports", PROGRESS, **headers)
     finally:
         api.ledger.task = original
         other.close()
+
+
+def test_a_write_that_loses_a_race_is_run_again_on_the_state_that_won(api, store_url, clock):
+    """Without If-Match the client asked for the current state: when another process saves
+    between our read and our write, the store refuses ours, and the server runs it again
+    on the state that won instead of answering 409 for the client to do the same."""
+    task = UUID(api.task("6.9"))
+    response = interleaved_write(api, store_url, clock, task)
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] == 3 and api.ledger.task(task).version == 3
+    summaries = [p["summary"] for p in api.ledger.task(task).progress]
+    assert summaries == ["written by another process", PROGRESS["summary"]]
+
+
+def test_a_conflicting_write_with_if_match_is_409(api, store_url, clock):
+    """With If-Match the client named the version it wrote against: the conflict is its to
+    resolve."""
+    task = UUID(api.task("6.9"))
+    response = interleaved_write(api, store_url, clock, task, **{"If-Match": '"1"'})
     assert_problem(response, 409, "concurrent-write")
-    assert api.head() == head + 1  # only the other process's event
+    summaries = [p["summary"] for p in api.ledger.task(task).progress]
+    assert summaries == ["written by another process"]  # only the other process's
 
 
 def test_events_carry_the_token_and_the_request_id(api):
