@@ -108,16 +108,14 @@ class TableSpec:
         return statements + (self.index_ddl(db, generation) if indexes else [])
 
     def index_ddl(self, db: Db, generation: int) -> list[str]:
-        table = self.physical(generation)
-        name = db.name(table)
-        statements = [f"CREATE INDEX IF NOT EXISTS {table}_i{i} ON {name} ({', '.join(cols)})"
-                      for i, cols in enumerate(self.indexes)]
+        name = db.name(self.physical(generation))
+        columns = [f"({', '.join(cols)})" for cols in self.indexes]
         if self.covering:
             key, carried = self.covering
-            columns = (f"({', '.join(key)}) INCLUDE ({', '.join(carried)})"
-                       if db.dialect == "postgres" else f"({', '.join((*key, *carried))})")
-            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_c ON {name} {columns}")
-        return statements
+            columns.append(f"({', '.join(key)}) INCLUDE ({', '.join(carried)})"
+                           if db.dialect == "postgres" else f"({', '.join((*key, *carried))})")
+        return [f"CREATE INDEX IF NOT EXISTS {index} ON {name} {cols}"
+                for index, cols in zip(self.index_names(generation), columns, strict=True)]
 
     def index_names(self, generation: int) -> list[str]:
         table = self.physical(generation)

@@ -11,7 +11,9 @@ Semantics stay those of saving one command at a time:
 * each command's own hooks see only its own positions;
 * if the batch fails (a conflict with another process, say), it is split in halves and each
   half committed, down to the command at fault, which fails alone with the error it would
-  have had alone (a conflict in a batch of 32 costs ~10 transactions, not 32);
+  have had alone (a conflict in a batch of 32 costs ~10 transactions, not 32); a store that
+  cannot be reached (after the recorder's own retries) fails the whole batch at once, since
+  no command is at fault and every further attempt would wait as long;
 * a command written against a version this process has itself committed past (two requests
   on one task, both loaded before the first committed) is bound to conflict: it is committed
   alone, so it fails without taking a batch down with it.
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import InterfaceError, OperationalError, Recording
 
 Hook = Callable[[Any, Sequence[int]], None]
 
@@ -136,6 +138,8 @@ class GroupCommitter:
             start = end
         try:
             recordings = self._save(*[e for s in batch for e in s.events], after_insert=hooks)
+        except (InterfaceError, OperationalError):
+            raise  # the store is down: every command of the batch gets this error (_run)
         except Exception:
             half = len(batch) // 2
             self._commit(batch[:half])

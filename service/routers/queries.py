@@ -93,7 +93,7 @@ def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
 
 def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
              compute: Callable[[], dict[str, Any]], *, min_position: int | None,
-             accept_encoding: str | None) -> Response:
+             gzip_ok: bool) -> Response:
     """The answer as JSON bytes, from the cache when the projection has not moved. The day
     statuses are judged on is part of ``key`` (a default of 'today' changes at midnight).
 
@@ -105,21 +105,21 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     token = freshness(projection, max_age) if freshness is not None else None
     if token is None:  # not cached: compressed only for a client that takes it
         body = orjson.dumps(compute())
-        answer = Answer.of(body) if accepts_gzip(accept_encoding) else Answer(body)
+        answer = Answer.of(body) if gzip_ok else Answer(body)
     else:
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
-    return _send(answer, accept_encoding)
+    return _send(answer, gzip_ok)
 
 
-def _send(answer: Answer, accept_encoding: str | None) -> Response:
+def _send(answer: Answer, gzip_ok: bool) -> Response:
     """gzipped to a client that accepts it (compressed once per cached answer)."""
     if answer.gzipped is None:
         return Response(content=answer.body, media_type="application/json")
-    if accepts_gzip(accept_encoding):
-        return Response(content=answer.gzipped, media_type="application/json",
-                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-    return Response(content=answer.body, media_type="application/json",
-                    headers={"Vary": "Accept-Encoding"})
+    headers = {"Vary": "Accept-Encoding"}
+    if gzip_ok:
+        headers["Content-Encoding"] = "gzip"
+    return Response(content=answer.gzipped if gzip_ok else answer.body,
+                    media_type="application/json", headers=headers)
 
 
 def _today(svc: Services) -> date:
@@ -127,7 +127,7 @@ def _today(svc: Services) -> date:
 
 
 def _cached_answer(svc: Services, projection: str, key: tuple,
-                   accept_encoding: str | None) -> Response | None:
+                   gzip_ok: bool) -> Response | None:
     """The answer ``_respond`` would send from the cache, if it can be had without blocking:
     the projection's freshness as this process last read it (within ``freshness_seconds``)
     and the answer cached under it. None: take the ordinary path (on a thread)."""
@@ -138,7 +138,7 @@ def _cached_answer(svc: Services, projection: str, key: tuple,
     if token is None:
         return None
     answer = svc.answers.peek((projection, token, *key))
-    return None if answer is None else _send(answer, accept_encoding)
+    return None if answer is None else _send(answer, gzip_ok)
 
 
 @router.get("/agencies/{code}/obligations", response_model=QueryResult, responses=READ_ERRORS,
@@ -163,7 +163,7 @@ async def obligations(
     """What an agency owes: open tasks as lead or coordinator (and, if asked, as a member
     of a group), due dates (effective and original), status, days overdue, extensions.
     Sent gzipped to a client whose Accept-Encoding admits it."""
-    accept_encoding = request.headers.get("accept-encoding")
+    gzip_ok = accepts_gzip(request.headers.get("accept-encoding"))
     if min_position is None:
         # A cached answer is sent from the event loop; anything else (validation, the
         # agency's 404, computing) runs on a thread as before. Only an answer computed
@@ -175,12 +175,12 @@ async def obligations(
         else:
             key = _obligations_key(svc, code, moment, effective_on, include_groups,
                                    include_closed, limit, offset)
-            hit = _cached_answer(svc, "obligations", key, accept_encoding)
+            hit = _cached_answer(svc, "obligations", key, gzip_ok)
             if hit is not None:
                 return hit
     return await run_in_threadpool(
         _obligations, svc, code, as_of, effective_on, min_position, include_groups,
-        include_closed, limit, offset, accept_encoding)
+        include_closed, limit, offset, gzip_ok)
 
 
 def _obligations_key(svc: Services, code: str, moment: datetime | None,
@@ -192,7 +192,7 @@ def _obligations_key(svc: Services, code: str, moment: datetime | None,
 
 def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date | None,
                  min_position: int | None, include_groups: bool, include_closed: bool,
-                 limit: int, offset: int, accept_encoding: str | None) -> Response:
+                 limit: int, offset: int, gzip_ok: bool) -> Response:
     models = _read_models(svc, min_position)
     svc.ledger.agency(code)  # 404 for an unknown agency
     moment = _as_of(as_of)
@@ -208,7 +208,7 @@ def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date
     key = _obligations_key(svc, code, moment, effective_on, include_groups, include_closed,
                            limit, offset)
     return _respond(svc, models, "obligations", key, compute, min_position=min_position,
-                    accept_encoding=accept_encoding)
+                    gzip_ok=gzip_ok)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

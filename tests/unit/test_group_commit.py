@@ -7,6 +7,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from domain.persistence.group_commit import GroupCommitter
 
@@ -149,6 +150,28 @@ def test_a_failed_batch_is_split_in_halves_down_to_the_command_at_fault():
     assert store.transactions == [["a-e0"], ["c0-e0", "c1-e0", "c2-e0", "c3-e0"], ["c4-e0"],
                                   ["c6-e0", "c7-e0"]]
     assert len(store.attempted) == 8  # one by one after the first failure: 10
+
+
+def test_a_store_that_cannot_be_reached_fails_the_batch_at_once():
+    """No command is at fault, and each further attempt would wait out the recorder's own
+    retries again: the batch is not split."""
+    store = FakeStore(hold_first=True)
+    committer = GroupCommitter(store.save, [])
+    down = OperationalError("connection refused")
+    real_save = store.save
+
+    def save(*events, after_insert=()):
+        if len(store.attempted) >= 1:  # after the first transaction, the server goes away
+            store.attempted.append(list(events))
+            raise down
+        return real_save(*events, after_insert=after_insert)
+
+    committer._save = save
+    results = run_held(store, committer, FakeAggregate("a"),
+                       [FakeAggregate(name) for name in ("b", "c", "d", "e")])
+    assert results.pop("a") == [1]
+    assert results == {name: down for name in ("b", "c", "d", "e")}
+    assert store.attempted == [["a-e0"], ["b-e0", "c-e0", "d-e0", "e-e0"]]
 
 
 def test_a_command_behind_what_this_process_committed_is_committed_alone():
