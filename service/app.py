@@ -22,6 +22,7 @@ from domain.application import Ledger
 from domain.persistence.breaker import install_breaker
 from service import problems
 from service.body_guard import BodyGuard
+from service.cached_reads import CachedReads
 from service.deps import Services
 from service.idempotency import IdempotencyStore
 from service.observability import Metrics, RequestMiddleware, configure_logging
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     problems.install(app, settings.retry_after_seconds)
     for module in (agencies, directives, tasks, queries, journal, integrity, tokens, ops):
         app.include_router(module.router)
+    app.add_middleware(CachedReads)  # innermost: sends cached default obligations pages
     app.add_middleware(BodyGuard)  # inside RequestMiddleware: sees the size-capped body
     app.add_middleware(RequestMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)

@@ -37,7 +37,11 @@ AsOf = Annotated[str | None, Query(max_length=40, examples=["2024-05-31"], descr
     "of that day in Vietnam)."))]
 MinPosition = Annotated[int | None, Query(ge=0, le=2**62, description=(
     "Wait until the read models have folded this position (from a write's response)."))]
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+AGENCY_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+_CODE = re.compile(AGENCY_CODE)
+# The default page of obligations: the endpoint's default and the key under which
+# service/cached_reads.py looks for the answer to a request without query parameters.
+OBLIGATIONS_PAGE = 500
 _PERIOD = re.compile(r"^\d{4}(-(Q[1-4]|H[12]))?$")
 
 
@@ -145,8 +149,7 @@ def _cached_answer(svc: Services, projection: str, key: tuple,
             tags=["queries"])
 async def obligations(
     request: Request, svc: ServicesDep, _: Reader,
-    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
-                              examples=["QNG-STC"])],
+    code: Annotated[str, Path(pattern=AGENCY_CODE, examples=["QNG-STC"])],
     as_of: AsOf = None,
     effective_on: Annotated[QueryDay, Query(description=(
         "Effective-time axis: judge statuses on this day (default: today)."))] = None,
@@ -157,7 +160,7 @@ async def obligations(
     include_closed: Annotated[bool, Query(description="Also obligations done or "
                                           "cancelled.")] = False,
     limit: Annotated[int, Query(ge=1, le=5000, description="At most this many obligations "
-                                "(counts cover them all).")] = 500,
+                                "(counts cover them all).")] = OBLIGATIONS_PAGE,
     offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ):
     """What an agency owes: open tasks as lead or coordinator (and, if asked, as a member
@@ -181,6 +184,14 @@ async def obligations(
     return await run_in_threadpool(
         _obligations, svc, code, as_of, effective_on, min_position, include_groups,
         include_closed, limit, offset, gzip_ok)
+
+
+def cached_default_obligations(svc: Services, code: str, gzip_ok: bool) -> Response | None:
+    """What ``obligations`` would send from the cache for a request without query
+    parameters, if it can be had without blocking; None otherwise (see
+    service/cached_reads.py). The key is built from the endpoint's own defaults."""
+    key = _obligations_key(svc, code, None, None, False, False, OBLIGATIONS_PAGE, 0)
+    return _cached_answer(svc, "obligations", key, gzip_ok)
 
 
 def _obligations_key(svc: Services, code: str, moment: datetime | None,
@@ -217,7 +228,7 @@ def accountability(
     period: Annotated[str, Query(pattern=_PERIOD.pattern, examples=["2024", "2024-Q2"],
                                  description="A year, a quarter (2024-Q2) or a half year "
                                              "(2024-H1).")],
-    agency: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] = None,
+    agency: Annotated[str | None, Query(pattern=AGENCY_CODE)] = None,
     as_of: AsOf = None,
     min_position: MinPosition = None,
 ):
