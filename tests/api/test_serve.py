@@ -64,7 +64,8 @@ def test_ledger_serve_on_postgresql(pg_schema_url):
     port = _free_port()
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_API_FEED_MAX_SECONDS": "2",
            "LEDGER_API_FEED_POLL_SECONDS": "0.1"}
-    server = subprocess.Popen([LEDGER, "serve", "--port", str(port), "--workers", "2"],
+    server = subprocess.Popen([LEDGER, "serve", "--port", str(port), "--workers", "2",
+                               "--with-worker"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -113,6 +114,19 @@ def test_ledger_serve_on_postgresql(pg_schema_url):
             feed = client.get(f"/v1/feed?after={position - 1}&limit=1", headers=as_lead)
             assert f"id: {position}\nevent: Task.ProgressReported" in feed.text
             assert "ledger_http_requests_total" in client.get("/metrics").text
+
+            # The default page of obligations, once each process has cached it, is sent
+            # before routing (service/cached_reads.py): the same answer as the routed one.
+            owed = client.get("/v1/agencies/QNG-STC/obligations",
+                              params={"min_position": position}, headers=as_lead)
+            assert owed.status_code == 200, owed.text
+            for _ in range(8):  # both processes, computed then cached
+                again = client.get("/v1/agencies/QNG-STC/obligations",
+                                   headers={**as_lead, "Accept-Encoding": "gzip"})
+                assert again.status_code == 200, again.text
+                assert again.headers["content-encoding"] == "gzip"
+                assert again.headers["x-request-id"]
+                assert again.json()["data"]["obligations"] == owed.json()["data"]["obligations"]
     finally:
         server.send_signal(signal.SIGTERM)
         try:
