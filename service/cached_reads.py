@@ -22,7 +22,6 @@ import re
 from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 
 from service.read_models import accepts_gzip
@@ -45,9 +44,10 @@ class CachedReads:
                            if getattr(r, "path", None) == _ROUTE)
 
     async def __call__(self, scope, receive, send):
+        # Mounted under a root path (behind a proxy's prefix), FastAPI routes as usual.
         if (scope["type"] == "http" and scope["method"] == "GET"
-                and not scope.get("query_string")):
-            found = _OBLIGATIONS.match(get_route_path(scope))
+                and not scope.get("query_string") and not scope.get("root_path")):
+            found = _OBLIGATIONS.match(scope["path"])
             if found and _CODE.match(found.group(1)):
                 response = self._cached(scope, found.group(1))
                 if response is not None:

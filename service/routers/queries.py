@@ -189,7 +189,8 @@ async def obligations(
 def cached_default_obligations(svc: Services, code: str, gzip_ok: bool) -> Response | None:
     """What ``obligations`` would send from the cache for a request without query
     parameters, if it can be had without blocking; None otherwise (see
-    service/cached_reads.py). The key is built from the endpoint's own defaults."""
+    service/cached_reads.py). The key is the one the endpoint builds from its defaults
+    (tests/api/test_cached_reads.py checks that the two are answered from one entry)."""
     key = _obligations_key(svc, code, None, None, False, False, OBLIGATIONS_PAGE, 0)
     return _cached_answer(svc, "obligations", key, gzip_ok)
 
