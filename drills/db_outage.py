@@ -52,21 +52,24 @@ from drills.common import (
 
 @dataclass
 class Probe:
-    """Samples /healthz and /readyz during the drill, and times every write's answer."""
+    """Samples /healthz and /readyz during the drill. Each sample keeps when its request was
+    sent and when it was answered: a request sent just before the database stops can be
+    answered 200 just after, and is not an answer "while down"."""
 
     base: str
-    samples: list[tuple[float, str, int | str]] = field(default_factory=list)
+    samples: list[tuple[float, float, str, int | str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base, timeout=15) as client:
             while not self.stop.is_set():
                 for path in ("/healthz", "/readyz"):
+                    sent = time.monotonic()
                     try:
                         status: int | str = client.get(path).status_code
                     except httpx.TransportError as exc:
                         status = type(exc).__name__
-                    self.samples.append((time.monotonic(), path, status))
+                    self.samples.append((sent, time.monotonic(), path, status))
                 time.sleep(0.1)
 
 
@@ -194,11 +197,13 @@ def _figures(load: LoadLog, probe: Probe, windows, verdict, server_log: str,
         failures.append("no write was acknowledged after the database came back")
     ready_after = []
     for _, _, started in windows:
-        ready = [t for t, path, st in probe.samples if path == "/readyz" and st == 200
+        ready = [t for _, t, path, st in probe.samples if path == "/readyz" and st == 200
                  and t >= started]
         ready_after.append(min(ready) - started if ready else None)
-    health_down = {st for t, path, st in probe.samples if path == "/healthz" and during(t)}
-    ready_down = {st for t, path, st in probe.samples if path == "/readyz" and during(t)}
+    health_down = {st for s, e, path, st in probe.samples
+                   if path == "/healthz" and during(s) and during(e)}
+    ready_down = {st for s, e, path, st in probe.samples
+                  if path == "/readyz" and during(s) and during(e)}
     if health_down - {200}:
         failures.append(f"/healthz answered {health_down} during the outage")
     if 503 not in ready_down:
