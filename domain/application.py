@@ -42,6 +42,7 @@ from domain.errors import (
 from domain.ids import agency_id, directive_id, task_id
 from domain.integrity import install_integrity
 from domain.journal import JournalEntry, entry_from
+from domain.persistence.fast_json import FastJSONTranscoder
 from domain.persistence.group_commit import GroupCommitter
 from domain.persistence.schema_lock import schema_lock
 from domain.persistence.transcodings import register_ledger_transcodings
@@ -125,6 +126,12 @@ class Ledger(Application):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def construct_transcoder(self) -> JSONTranscoder:
+        """The library's JSON format, written and read with orjson (the same bytes)."""
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
