@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    UUIDAsHex,
+)
+
+from domain.persistence.transcodings import register_ledger_transcodings
 
 PG_URL = os.environ.get("LEDGER_BENCH_POSTGRES_URL",
                         "postgresql://postgres@127.0.0.1:5432/ledger_bench")
@@ -84,3 +93,15 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def library_mapper() -> Mapper:
+    """The library's own mapper and JSON transcoder (our transcodings registered, as a plain
+    ``Application`` of ours would have them): what the raw baselines decode with. The
+    ledger reads the same bytes with orjson (``FastJSONTranscoder``), which is ours, not the
+    library's, so it stays out of the baselines."""
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    register_ledger_transcodings(transcoder)
+    return Mapper(transcoder=transcoder)
