@@ -102,3 +102,32 @@ def test_every_event_type_round_trips_through_the_store(ledger, store_url, clock
         assert fresh.responsible_agency("QNG-TEST", date(2021, 8, 31)) == "QNG-TEST"
     finally:
         fresh.close()
+
+
+
+def test_every_event_type_is_stored_in_the_librarys_own_json(ledger, clock, monkeypatch):
+    """The ledger writes with orjson (FastJSONTranscoder), but what it stores is what the
+    library's own transcoder writes for the same state, and both read it back alike: a
+    store written before, or read by the plain library, is the same store (and the hash
+    chain, which covers these bytes, is unchanged)."""
+    from tests.unit.test_fast_json import LIBRARY, typed_tree
+
+    fast = ledger.mapper.transcoder
+    written: list[tuple[bytes, bytes]] = []
+
+    def encode_and_compare(state):
+        data = fast_encode(state)
+        written.append((data, LIBRARY.encode(state)))
+        return data
+
+    fast_encode = fast.encode
+    monkeypatch.setattr(fast, "encode", encode_and_compare)
+    exercise_every_event(ledger, clock)
+    assert len(written) > 100
+    assert all(ours == library for ours, library in written)
+
+    notifications = ledger.recorder.select_notifications(start=0, limit=10_000)
+    assert CATALOGUE <= {n.topic.rpartition(":")[2] for n in notifications}
+    assert {bytes(n.state) for n in notifications} <= {ours for ours, _ in written}
+    for n in notifications:
+        assert typed_tree(fast.decode(n.state)) == typed_tree(LIBRARY.decode(n.state)), n.topic

@@ -66,12 +66,12 @@ def _outcome(call: Any) -> tuple[str, Any]:
         return "error", type(exc)
 
 
-def _typed(value: Any) -> Any:
+def typed_tree(value: Any) -> Any:
     """``value`` with every scalar's type beside it: 1, 1.0 and True compare equal."""
     if isinstance(value, dict):
-        return ("dict", {k: _typed(v) for k, v in value.items()})
+        return ("dict", {k: typed_tree(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
-        return (type(value).__name__, [_typed(v) for v in value])
+        return (type(value).__name__, [typed_tree(v) for v in value])
     return (type(value).__name__, repr(value))
 
 
@@ -88,7 +88,7 @@ def test_reads_what_the_library_wrote_as_the_library_does(value):
         data = LIBRARY.encode(value)
     except Exception:
         return  # nothing written: covered by the test above
-    assert _typed(FAST.decode(data)) == _typed(LIBRARY.decode(data))
+    assert typed_tree(FAST.decode(data)) == typed_tree(LIBRARY.decode(data))
 
 
 @pytest.mark.parametrize("text", [
@@ -103,8 +103,8 @@ def test_reads_what_the_library_wrote_as_the_library_does(value):
 def test_reads_edge_cases_as_the_library_does(text):
     fast, library = _outcome(lambda: FAST.decode(text)), _outcome(lambda: LIBRARY.decode(text))
     assert fast[0] == library[0]
-    assert (_typed(fast[1]) if fast[0] == "ok" else fast[1]) == (
-        _typed(library[1]) if library[0] == "ok" else library[1])
+    assert (typed_tree(fast[1]) if fast[0] == "ok" else fast[1]) == (
+        typed_tree(library[1]) if library[0] == "ok" else library[1])
 
 
 def test_refuses_what_the_library_refuses():
@@ -128,7 +128,7 @@ def test_every_event_of_a_synthetic_ledger_is_written_and_read_as_the_library_do
     for state in states:
         data = LIBRARY.encode(state)
         assert FAST.encode(state) == data
-        assert _typed(FAST.decode(data)) == _typed(LIBRARY.decode(data))
+        assert typed_tree(FAST.decode(data)) == typed_tree(LIBRARY.decode(data))
 
 
 def test_the_ledger_uses_it():
