@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from domain.obligations import obligations_on
 from domain.rules import Extension, OccurrenceState, TaskStatus
 from projections.audit import apply_changes, changes, flatten, unflatten
 from projections.base import dumps_plain, plain
-from projections.tables import PageWriter, TableSpec, dumps
+from projections.tables import PageWriter, TableSpec, dumps, ledger_time_text, parse_ledger_time
 
 json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 json_value = st.recursive(
@@ -166,3 +167,13 @@ _plain_values = st.recursive(
 @given(value=st.dictionaries(st.text(max_size=4), _plain_values, max_size=4))
 def test_dumps_plain_writes_the_same_text_as_dumps_of_plain(value):
     assert dumps_plain(value) == dumps(plain(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=7)),
+                                               ZoneInfo("Asia/Ho_Chi_Minh")])))
+def test_ledger_time_text_is_fixed_width_utc_and_round_trips(moment):
+    text = ledger_time_text(moment)
+    assert text == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert len(text) == 27 and parse_ledger_time(text) == moment
