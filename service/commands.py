@@ -63,6 +63,16 @@ def _respond(status: int, body: dict[str, Any], *, replayed: bool) -> JSONRespon
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _replay(request: Request, svc: Services, stored: Any, request_fp: str | None
+            ) -> JSONResponse:
+    """The stored answer for a key, if this request is the one it answered."""
+    if stored.fingerprint != request_fp:
+        raise IdempotencyKeyReused() from None  # not a consequence of the command's error
+    svc.idempotency.replayed()
+    request.state.position = stored.body.get("position")
+    return _respond(stored.status, stored.body, replayed=True)
+
+
 def execute(
     request: Request,
     svc: Services,
@@ -82,9 +92,15 @@ def execute(
     round trip for it. A retry runs the command again; its key record then collides with
     the stored one inside the events' transaction, which rolls everything back, or the
     command is refused because the first one already happened. Either way the failure
-    path looks the key up and answers as the first time."""
+    path looks the key up and answers as the first time. Once a process has replayed an
+    answer, it looks keys up first for a while (``IdempotencyStore.LOOKUP_FIRST_SECONDS``),
+    since more retries are likely to follow."""
     principal = token.principal
     request_fp = getattr(request.state, "fingerprint", None)
+    if key is not None and svc.idempotency.lookup_first():
+        stored = svc.idempotency.lookup(principal, key)
+        if stored is not None:
+            return _replay(request, svc, stored, request_fp)
 
     out: dict[str, Any] = {}
     hooks: tuple[Any, ...] = ()
@@ -113,10 +129,7 @@ def execute(
             if key is not None:
                 stored = svc.idempotency.lookup(principal, key)
                 if stored is not None:
-                    if stored.fingerprint != request_fp:
-                        raise IdempotencyKeyReused() from None
-                    request.state.position = stored.body.get("position")
-                    return _respond(stored.status, stored.body, replayed=True)
+                    return _replay(request, svc, stored, request_fp)
             if not (isinstance(exc, ConcurrentWrite) and attempt < attempts):
                 raise
     body = out.get("body") or result_body(entity_type, receipt.entity_id, receipt.version,

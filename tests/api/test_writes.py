@@ -40,6 +40,50 @@ def test_a_retry_with_the_same_key_returns_the_first_response_and_stores_nothing
     assert api.head() == head
 
 
+
+def test_after_a_replay_keys_are_looked_up_before_their_command_runs(api, monkeypatch):
+    """A burst of retries: once this process has replayed an answer, a retry is answered
+    from its stored key without running the command (whose failure on the key would also
+    fail the other commands of its group-commit batch), for LOOKUP_FIRST_SECONDS."""
+    store = api.svc.idempotency
+    now = [1000.0]
+    monkeypatch.setattr(store, "_monotonic", lambda: now[0])
+    runs = []
+    report = api.svc.ledger.report_progress
+
+    def counted(*args, **kwargs):
+        runs.append(kwargs.get("summary"))
+        return report(*args, **kwargs)
+
+    monkeypatch.setattr(api.svc.ledger, "report_progress", counted)
+    path = f"/v1/tasks/{api.task('6.9')}/progress-reports"
+    first = api.post("lead", path, PROGRESS, **{"Idempotency-Key": "storm-1"})
+    assert first.status_code == 200 and len(runs) == 1
+    assert not store.lookup_first()
+    again = api.post("lead", path, PROGRESS, **{"Idempotency-Key": "storm-1"})
+    assert again.headers["Idempotent-Replayed"] == "true" and len(runs) == 2  # run, refused
+    assert store.lookup_first()
+
+    head = api.head()
+    third = api.post("lead", path, PROGRESS, **{"Idempotency-Key": "storm-1"})
+    assert (third.status_code, third.json(), third.headers["Idempotent-Replayed"]) == (
+        200, first.json(), "true")
+    assert len(runs) == 2  # answered from the key: the command did not run
+    assert_problem(api.post("lead", path, {**PROGRESS, "percent": 50},
+                            **{"Idempotency-Key": "storm-1"}),
+                   422, "idempotency-key-reused", field="Idempotency-Key")
+    assert len(runs) == 2 and api.head() == head
+    fresh = api.post("lead", path, PROGRESS, **{"Idempotency-Key": "storm-2"})
+    assert fresh.status_code == 200 and "Idempotent-Replayed" not in fresh.headers
+    # (On PostgreSQL the refused retry's sequence number is a gap: greater, not head + 1.)
+    assert len(runs) == 3 and api.head() == fresh.json()["position"] > head
+
+    now[0] += store.LOOKUP_FIRST_SECONDS  # the window closes: retries run again
+    assert not store.lookup_first()
+    late = api.post("lead", path, PROGRESS, **{"Idempotency-Key": "storm-2"})
+    assert late.json() == fresh.json() and late.headers["Idempotent-Replayed"] == "true"
+    assert len(runs) == 4 and api.idempotency_rows() == 2
+
 def test_a_directive_issued_with_a_key_is_replayed_with_its_location(api, clock):
     clock.set("2024-04-15 09:00")
     body = {"number": "1864/UBND-TTHC", "issuer": "QNG-UBND", "issued_on": "2024-04-10",
