@@ -13,15 +13,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    Mapper,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import Mapper
 
-from domain.persistence.transcodings import register_ledger_transcodings
+from domain.persistence.transcodings import ledger_transcoder
 
 PG_URL = os.environ.get("LEDGER_BENCH_POSTGRES_URL",
                         "postgresql://postgres@127.0.0.1:5432/ledger_bench")
@@ -112,8 +106,4 @@ def library_mapper() -> Mapper:
     ``Application`` of ours would have them): what the raw baselines decode with. The
     ledger reads the same bytes with orjson (``FastJSONTranscoder``), which is ours, not the
     library's, so it stays out of the baselines."""
-    transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    register_ledger_transcodings(transcoder)
-    return Mapper(transcoder=transcoder)
+    return Mapper(transcoder=ledger_transcoder())

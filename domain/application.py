@@ -45,7 +45,7 @@ from domain.journal import JournalEntry, entry_from
 from domain.persistence.fast_json import FastJSONTranscoder
 from domain.persistence.group_commit import GroupCommitter
 from domain.persistence.schema_lock import schema_lock
-from domain.persistence.transcodings import register_ledger_transcodings
+from domain.persistence.transcodings import ledger_transcoder
 from domain.persistence.url import StoreConfig, parse_store_url
 from domain.reference import AgencyRecord
 from domain.rulebook import RULEBOOK, Rulebook
@@ -129,13 +129,7 @@ class Ledger(Application):
 
     def construct_transcoder(self) -> JSONTranscoder:
         """The library's JSON format, written and read with orjson (the same bytes)."""
-        transcoder = FastJSONTranscoder()
-        self.register_transcodings(transcoder)
-        return transcoder
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        register_ledger_transcodings(transcoder)
+        return ledger_transcoder(FastJSONTranscoder)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -20,15 +20,11 @@ results and errors.
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import UTC
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    JSONTranscoder,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder
 
 from domain.persistence.transcodings import DateAsISO
 
@@ -37,18 +33,21 @@ class _Fallback(Exception):
     """A value the fast path does not write or read exactly as the library does."""
 
 
+# Written by orjson as json writes them (orjson refuses ints beyond 64 bits with a
+# TypeError, which sends the value down the library's path).
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def _plain(container: dict | list | tuple) -> bool:
-    """Holds only strings, integers, booleans and None (dictionaries: under string keys),
-    which orjson writes as json does."""
+    """Holds only leaves (dictionaries: under string keys). Loops, not ``all()`` over a
+    generator: this runs for every container of every event written."""
     if type(container) is dict:
         for key, x in container.items():
-            tx = type(x)
-            if type(key) is not str or not (tx is str or x is None or tx is bool or tx is int):
+            if type(key) is not str or type(x) not in _LEAVES:
                 return False
         return True
     for x in container:
-        tx = type(x)
-        if not (tx is str or x is None or tx is bool or tx is int):
+        if type(x) not in _LEAVES:
             return False
     return True
 
@@ -75,17 +74,15 @@ class FastJSONTranscoder(JSONTranscoder):
     def _prepare(self, v: Any) -> Any:
         """``v`` as orjson should write it: containers copied, tagged values tagged."""
         tp = type(v)
-        if tp is str or tp is int or tp is bool or v is None:
-            return v  # orjson refuses ints beyond 64 bits (TypeError): the library's path
+        if tp in _LEAVES:
+            return v
         if tp is dict:
             out = {}
             for key, x in v.items():
                 if type(key) is not str:
                     raise _Fallback  # json turns some keys into strings; orjson refuses
                 tx = type(x)
-                if tx is str or x is None or tx is bool or tx is int:
-                    out[key] = x
-                elif (tx is dict or tx is list or tx is tuple) and _plain(x):
+                if tx in _LEAVES or ((tx is dict or tx is list or tx is tuple) and _plain(x)):
                     out[key] = x  # written as it is: no copy (fewer objects for the GC)
                 else:
                     out[key] = self._prepare(x)
@@ -103,12 +100,9 @@ class FastJSONTranscoder(JSONTranscoder):
         kind = type(transcoding)
         # orjson writes UTC and naive datetimes, and dates, as isoformat() does (checked
         # by the tests down to the year 1); other time zones go through isoformat().
-        if kind is DatetimeAsISO and (v.tzinfo is None or v.tzinfo is UTC):
+        if (kind is DatetimeAsISO and (v.tzinfo is None or v.tzinfo is UTC)) or \
+                kind is DateAsISO:
             return {"_type_": transcoding.name, "_data_": v}
-        if kind is DateAsISO and tp is date:
-            return {"_type_": transcoding.name, "_data_": v}
-        if kind is UUIDAsHex:
-            return {"_type_": transcoding.name, "_data_": v.hex}
         return {"_type_": transcoding.name, "_data_": self._prepare(transcoding.encode(v))}
 
     # -- reading --------------------------------------------------------------------------

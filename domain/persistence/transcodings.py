@@ -8,9 +8,15 @@ is stored with its phrase and its normal form side by side.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Transcoding,
+    UUIDAsHex,
+)
 
 from domain.deadlines import Deadline, DeadlineKind, Frequency
 
@@ -60,3 +66,18 @@ class DeadlineAsDict(Transcoding):
 def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(DateAsISO())
     transcoder.register(DeadlineAsDict())
+
+
+T = TypeVar("T", bound=JSONTranscoder)
+
+
+def ledger_transcoder(cls: type[T] = JSONTranscoder) -> T:  # type: ignore[assignment]
+    """A transcoder of ``cls`` registered for the ledger's events: the library's defaults
+    (UUID, Decimal, datetime, as ``Application.register_transcodings`` registers them) and
+    ours. The ledger's is ``FastJSONTranscoder``; the plain ``JSONTranscoder`` is what the
+    benchmarks' baselines and the transcoder's tests compare it with."""
+    transcoder = cls()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    register_ledger_transcodings(transcoder)
+    return transcoder

@@ -8,31 +8,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    TranscodingNotRegisteredError,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.generator import SyntheticLedger
 from domain.deadlines import Deadline, DeadlineKind, Frequency
 from domain.persistence.fast_json import FastJSONTranscoder
-from domain.persistence.transcodings import register_ledger_transcodings
+from domain.persistence.transcodings import ledger_transcoder
 
-
-def _registered(transcoder: JSONTranscoder) -> JSONTranscoder:
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    register_ledger_transcodings(transcoder)
-    return transcoder
-
-
-LIBRARY = _registered(JSONTranscoder())
-FAST = _registered(FastJSONTranscoder())
+LIBRARY = ledger_transcoder(JSONTranscoder)
+FAST = ledger_transcoder(FastJSONTranscoder)
 
 ZONES = st.sampled_from([None, UTC, timezone(timedelta(hours=7)),
                          timezone(timedelta(hours=-3, minutes=-30, seconds=-15)),
