@@ -62,6 +62,31 @@ def owed_on(deadline: Deadline, *, assigned_on: date, on: date, **facts: Any
     return obligations_on(deadline, assigned_on=assigned_on, on=on, **facts)
 
 
+def settled_on(
+    deadline: Deadline,
+    *,
+    cancelled_on: date | None,
+    occurrences: Mapping[str, OccurrenceState],
+) -> date | None:
+    """The first day from which the task owes nothing open: on that day and on every later
+    one, ``obligations_on`` lists only done or cancelled obligations (whatever the day it
+    was assigned). None while no such day is known: a standing, dormant or recurring task
+    keeps owing until it is cancelled (a recurring one falls due again every period).
+
+    A read model stores it beside the task, so that "what is owed on day D" can leave out
+    the tasks settled by D before judging them: most of an agency's tasks are."""
+    settled = cancelled_on
+    if (deadline.kind is DeadlineKind.STANDING or deadline.is_dormant
+            or deadline.kind is DeadlineKind.RECURRING):
+        return settled
+    if not all(k == ONCE for k in occurrences):
+        return settled  # listed the general way (``listed_obligations``): left to judging
+    occ = occurrences.get(ONCE)
+    if occ is not None and occ.completed_on is not None:
+        settled = occ.completed_on if settled is None else min(settled, occ.completed_on)
+    return settled
+
+
 def listed_obligations(
     deadline: Deadline,
     *,

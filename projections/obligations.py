@@ -8,7 +8,8 @@ Tables (each row versioned, see ``projections.tables``):
 * ``obl_task_agency`` (agency, task) → role ``lead`` | ``coordinating``: the lookup by agency,
                       with the task's columns that judging and ordering its obligations need
                       (number, ordinal, deadline, assignment, cancellation), so a query reads
-                      an agency's tasks from its links alone (see ``LINK_JUDGING``)
+                      an agency's tasks from its links alone (see ``LINK_JUDGING``), and the
+                      day the task settled, so it skips those that owe nothing any more
 * ``obl_occurrence``  one row per occurrence something has happened to: original, working and
                       accountable due dates, extensions, completion
 * ``obl_agency``      one row per agency: name, level, status, successor, group members, heads
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
+from domain.obligations import settled_on
 from domain.task import Task
 from projections.base import (
     EntityState,
@@ -41,6 +43,10 @@ from projections.tables import VERSION_COLUMNS, Rows, TableSpec, dumps
 # ~9,000 probes, a third of the query). None of them changes on the events that are
 # frequent (reports, extensions, completions), so the links seldom get new versions.
 LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cancelled_on")
+# Each link also carries the day its task settled (``domain.obligations.settled_on``: from
+# that day on it owes nothing open), which a confirmed completion sets once: "what is owed
+# on D" leaves the tasks settled by D out before reading their occurrences and judging
+# them. Most of an agency's tasks are (of the 1M ledger's links, about half).
 # What judging reads of each stored occurrence of an agency's tasks, besides the task and the
 # occurrence's key; the occurrences' covering index carries them (with the version columns),
 # so those reads never visit the table.
@@ -50,7 +56,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 2
+    version = 3
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -66,7 +72,7 @@ class ObligationsProjection(Projection):
                   indexes=(("directive_id",),)),
         # An agency's links are read together (its obligations): stored together.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
-                  columns=("role", *LINK_JUDGING), clustered=True),
+                  columns=("role", *LINK_JUDGING, "settled_on"), clustered=True),
         TableSpec("obl_occurrence", key=("task_id", "occurrence"),
                   columns=("original_due", "due_on", "lateness_due", "completed_on",
                            "confirmed_at", "pending_completion_on",
@@ -107,19 +113,32 @@ class ObligationsProjection(Projection):
         if occ is not None:
             after["obl_occurrence"] = {**before["obl_occurrence"],
                                        (tid, key): _occurrence_row(occ)}
+        settled = _settled_on(task)  # a confirmed completion settles a one-off task
+        if any(row[-1] != settled for row in (before.get("obl_task_agency") or {}).values()):
+            after["obl_task_agency"] = _link_rows(task, tid)
         return after
 
 
 def _task_rows(task: Any) -> Rows:
     tid = str(task.id)
+    occurrences = {(tid, key): _occurrence_row(occ) for key, occ in task.occurrences.items()}
+    return {"obl_task": {(tid,): _task_row(task)}, "obl_task_agency": _link_rows(task, tid),
+            "obl_occurrence": occurrences}
+
+
+def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
     judging = (task.directive_number, task.ordinal, deadline_columns(task.deadline)[0],
                iso(task.assigned_on), iso(task.cancelled_on))  # LINK_JUDGING
-    agencies = {(task.lead, tid): ("lead", *judging)}
+    settled = _settled_on(task)
+    agencies = {(task.lead, tid): ("lead", *judging, settled)}
     for code in task.coordinating:
-        agencies[(code, tid)] = ("coordinating", *judging)
-    occurrences = {(tid, key): _occurrence_row(occ) for key, occ in task.occurrences.items()}
-    return {"obl_task": {(tid,): _task_row(task)}, "obl_task_agency": agencies,
-            "obl_occurrence": occurrences}
+        agencies[(code, tid)] = ("coordinating", *judging, settled)
+    return agencies
+
+
+def _settled_on(task: Any) -> str | None:
+    return iso(settled_on(task.deadline, cancelled_on=task.cancelled_on,
+                          occurrences=task.occurrences))
 
 
 def _task_row(task: Any) -> tuple[Any, ...]:

@@ -349,16 +349,18 @@ class ReadModels:
                         and me["level"] in row["member_levels"]):
                     via[code] = "group"
             via[agency] = "self"
-            links, tasks = _agency_links(cur, snap, via)
+            # Only open obligations are listed: the tasks settled by the day are left out.
+            owing_on = None if include_closed else day
+            links, tasks = _agency_links(cur, snap, via, owing_on)
             # Read every occurrence in full, once, when all may be rendered (no limit, or no
             # more tasks than a page); else judge on a few columns and read the page's later.
             whole = limit is None or len(tasks) <= limit
             if whole:
                 judging = _obl_occurrences(
-                    _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via))
+                    _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via, owing_on))
             else:
-                judging = _judged_occurrences(
-                    _linked_rows(cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via))
+                judging = _judged_occurrences(_linked_rows(
+                    cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             for code, tid, role in links:
@@ -648,23 +650,29 @@ _LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
 _PAGE_COLUMNS = ("task_id", "directive_id", "lead", *_DETAIL_COLUMNS[1:])
 
 
-def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str]
+_UNSETTLED = "(settled_on IS NULL OR settled_on > %s)"
+
+
+def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: date | None
                   ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
     """The links of the tasks ``via``'s agencies lead or coordinate, as (agency, task id,
     role), and those tasks by id with the columns their links carry (``_LINKED_TASK_COLUMNS``,
-    decoded)."""
+    decoded). ``owing_on``: only the tasks not settled by that day (they may owe something
+    open on it)."""
+    where, params = (_UNSETTLED, (owing_on.isoformat(),)) if owing_on else ("", ())
     rows = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role", *LINK_JUDGING),
-                          "agency", via)
+                          "agency", via, where, params)
     first = {row[1]: (row[1], *row[3:]) for row in rows}  # a task linked twice: once
     return ([row[:3] for row in rows],
             _obl_tasks(first.values(), _LINKED_TASK_COLUMNS))
 
 
 def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
-                 agencies: Iterable[str]) -> list[tuple[Any, ...]]:
+                 agencies: Iterable[str], owing_on: date | None) -> list[tuple[Any, ...]]:
     """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
-    (as lead or coordinator), in one statement: the database joins on the keys instead of
-    receiving thousands of task ids back as parameters.
+    (as lead or coordinator; with ``owing_on``, those not settled by that day), in one
+    statement: the database joins on the keys instead of receiving thousands of task ids
+    back as parameters.
 
     PostgreSQL gets the linked ids as an array (``= ANY(ARRAY(...))``): it then probes the
     table's primary key for each, where ``IN (subquery)`` made it hash-join against a scan
@@ -675,11 +683,15 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
     marks = ", ".join(["%s"] * len(codes))
     linked = (f"SELECT a.task_id FROM {snap.table('obl_task_agency')} a "
               f"WHERE {link_condition} AND a.agency IN ({marks})")
+    owing: tuple[str, ...] = ()
+    if owing_on is not None:
+        linked += " AND " + _UNSETTLED.replace("settled_on", "a.settled_on")
+        owing = (owing_on.isoformat(),)
     match = (f"t.task_id = ANY(ARRAY({linked}))" if snap.db.dialect == "postgres"
              else f"t.task_id IN ({linked})")
     cur.execute(
         f"SELECT {', '.join('t.' + c for c in columns)} FROM {snap.table(logical)} t "
-        f"WHERE {condition} AND {match}", (*bound, *link_bound, *codes))
+        f"WHERE {condition} AND {match}", (*bound, *link_bound, *codes, *owing))
     return cur.fetchall()
 
 

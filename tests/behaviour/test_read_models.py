@@ -210,6 +210,39 @@ def test_as_of_what_was_known_versus_on_a_day_as_known_now(ledger, small, clock)
     assert "done_on_time" not in earlier["counts"]
 
 
+def test_a_completed_task_is_owed_until_its_completion_day_and_again_once_reopened(
+        ledger, small, clock):
+    """Open obligations leave out the tasks settled by the day before judging them (the
+    links carry the day): a completion recorded later still shows the task as owed on the
+    days before it, as known now and as known then, and a reopening brings it back."""
+    models = caught_up(ledger)
+    unknown = ledger.recorder.max_notification_id()
+    clock.set("2021-10-05 10:00")
+    ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 28),
+                             summary="Đã ban hành kế hoạch")
+    ledger.confirm_completion(OFFICE, small["1"])
+    models = caught_up(ledger)
+
+    def owed(code, role, day, **when):
+        answer = models.obligations(code, effective_on=day, **when)
+        assert sum(answer["counts"].values()) == len(answer["obligations"])
+        return rows(answer, role).get(("1", "once"), {}).get("status")
+
+    for code, role in (("T-A", "lead"), ("T-B", "coordinating")):
+        assert owed(code, role, date(2021, 9, 27)) == "in_progress"
+        assert owed(code, role, date(2021, 9, 28)) is None  # settled that day
+        assert owed(code, role, date(2022, 3, 1)) is None
+        assert owed(code, role, date(2022, 3, 1), as_of_position=unknown) == "overdue"
+    assert rows(models.obligations("T-A", effective_on=date(2021, 9, 28), include_closed=True),
+                "lead")[("1", "once")]["status"] == "done_on_time"
+
+    clock.set("2021-10-20 10:00")
+    ledger.reopen_task(OFFICE, small["1"], occurrence="once", reason="Chưa đạt yêu cầu")
+    models = caught_up(ledger)
+    assert owed("T-A", "lead", date(2021, 10, 20)) == "overdue"
+    assert owed("T-B", "coordinating", date(2021, 10, 20)) == "overdue"
+
+
 def test_a_cancelled_task_is_owed_until_its_cancellation_and_known_as_cancelled_after(
         ledger, small, clock):
     """A cancellation reaches every agency's obligations (a task is judged from its links),

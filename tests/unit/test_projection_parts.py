@@ -181,3 +181,70 @@ def test_ledger_time_text_is_fixed_width_utc_and_round_trips(moment):
     # (The instant, not ``moment``: a local time in a gap or fold of Asia/Ho_Chi_Minh's
     # history, e.g. 01/09/1945 22:00, never compares equal across zones, by PEP 495.)
     assert len(text) == 27 and parse_ledger_time(text) == instant
+
+
+_CONTEXT = DeadlineContext(date(2021, 8, 26), 2025)
+_SETTLING_DEADLINES = [parse_deadline(text, _CONTEXT) for text in (
+    "chậm nhất ngày 30/6/2022", "Năm 2022", "Quý I năm kế hoạch", "Hằng năm",
+    "Định kỳ hằng quý, 6 tháng, hằng năm hoặc đột xuất", "Thường xuyên",
+    "Sau khi có hướng dẫn của Bộ")]
+
+
+@st.composite
+def settling_tasks(draw):
+    """A task as ``obligations_on`` sees it: a deadline of every kind, stored occurrences
+    (one-off or per period, some completed), maybe cancelled."""
+    deadline = draw(st.sampled_from(_SETTLING_DEADLINES))
+    keys = ["once"] if deadline.kind is not DeadlineKind.RECURRING else [
+        o.key for o in deadline.occurrences(date(2021, 8, 26), date(2024, 12, 31))]
+    occurrences = {}
+    for key in draw(st.lists(st.sampled_from(keys), unique=True, max_size=3)):
+        due = draw(days)
+        completed = draw(st.none() | days)
+        occurrences[key] = OccurrenceState(key, due, due, due, completed_on=completed)
+    return {"deadline": deadline, "assigned_on": draw(days),
+            "cancelled_on": draw(st.none() | days), "occurrences": occurrences}
+
+
+@settings(max_examples=400, deadline=None)
+@given(task=settling_tasks(), later=st.integers(min_value=0, max_value=2000))
+def test_a_settled_task_owes_nothing_open_from_that_day_on(task, later):
+    """The read model leaves a task out of "what is owed on D" when it settled on or before
+    D; that is right only if ``obligations_on`` would have listed nothing open then."""
+    from domain.obligations import owed_on, settled_on
+
+    settled = settled_on(task["deadline"], cancelled_on=task["cancelled_on"],
+                         occurrences=task["occurrences"])
+    if settled is None:
+        return
+    day = settled + timedelta(days=later)
+    statuses = [s for _, s in owed_on(task["deadline"], on=day, **{
+        k: v for k, v in task.items() if k != "deadline"})]
+    assert not set(statuses) & {TaskStatus.OVERDUE, TaskStatus.IN_PROGRESS,
+                                TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE}
+
+
+def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
+    from domain.obligations import settled_on
+
+    once, yearly, standing = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
+                              _SETTLING_DEADLINES[5])
+    done = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30),
+                           completed_on=date(2022, 7, 4))
+    open_ = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30))
+    assert settled_on(once, cancelled_on=None, occurrences={}) is None
+    assert settled_on(once, cancelled_on=None, occurrences={"once": open_}) is None
+    assert settled_on(once, cancelled_on=None, occurrences={"once": done}) == date(2022, 7, 4)
+    assert settled_on(once, cancelled_on=date(2022, 7, 1),
+                      occurrences={"once": done}) == date(2022, 7, 1)
+    # The day before it settled, the task was still owed (done on 4/7, late).
+    assert obligations_on(once, assigned_on=date(2022, 3, 1), cancelled_on=None,
+                          occurrences={"once": done}, on=date(2022, 7, 3)) == [
+        (done, TaskStatus.OVERDUE)]
+    # Recurring and standing tasks keep owing until cancelled, whatever is done.
+    year_done = OccurrenceState("2022", date(2022, 12, 31), date(2022, 12, 31),
+                                date(2022, 12, 31), completed_on=date(2022, 12, 1))
+    assert settled_on(yearly, cancelled_on=None, occurrences={"2022": year_done}) is None
+    assert settled_on(standing, cancelled_on=None, occurrences={}) is None
+    assert settled_on(standing, cancelled_on=date(2023, 1, 1),
+                      occurrences={}) == date(2023, 1, 1)
