@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from domain.errors import UnparseableDeadline
 from domain.rulebook import RULEBOOK, Rulebook
@@ -101,11 +102,13 @@ class Deadline:
             assert self.due_on is not None
             return [Occurrence(ONCE, self.due_on)]
         result: list[Occurrence] = []
-        for key, due in _recurring_schedule(self, assigned_on):
-            if due < assigned_on:
+        first = max(assigned_on.year, self.first_year or assigned_on.year)
+        last = max(first, until.year, assigned_on.year) + 1  # the next one is due by then
+        for occurrence in _schedule(self, first, last):
+            if occurrence.due_on < assigned_on:
                 continue
-            result.append(Occurrence(key, due))
-            if due > until:
+            result.append(occurrence)
+            if occurrence.due_on > until:
                 break
         return result
 
@@ -152,10 +155,17 @@ def _recurring_due(deadline: Deadline, key: str) -> date:
     raise ValueError(f"{key!r} is not an occurrence of a {deadline.frequency} deadline")
 
 
-def _recurring_schedule(deadline: Deadline, assigned_on: date):
-    year = max(assigned_on.year, deadline.first_year or assigned_on.year)
-    last = deadline.last_year
-    while last is None or year <= last:
+@lru_cache(maxsize=512)
+def _schedule(deadline: Deadline, first: int, last: int) -> tuple[Occurrence, ...]:
+    """A recurring deadline's occurrences in the years ``first`` to ``last``, worked out once
+    per deadline and years: a read model lists them for a thousand recurring tasks per query,
+    and most share a few deadlines and years."""
+    return tuple(Occurrence(key, due) for key, due in _recurring_schedule(deadline, first, last))
+
+
+def _recurring_schedule(deadline: Deadline, year: int, until_year: int = 2100):
+    last = min(until_year, deadline.last_year or until_year)
+    while year <= last:
         if deadline.frequency is Frequency.YEARLY:
             keys = [str(year)]
         elif deadline.frequency is Frequency.QUARTERLY:
@@ -165,8 +175,6 @@ def _recurring_schedule(deadline: Deadline, assigned_on: date):
         for key in keys:
             yield key, _recurring_due(deadline, key)
         year += 1
-        if year > 2100:
-            return
 
 
 # -- parsing -------------------------------------------------------------------------------

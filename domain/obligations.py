@@ -97,16 +97,11 @@ def listed_obligations(
 ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
     """``obligations_on`` for a dated deadline, the general way: the occurrences that exist
     on ``on`` by the deadline, plus those the ledger holds state for, by due date."""
-    keys = [o.key for o in deadline.occurrences(assigned_on, on)]
-    keys += [k for k in occurrences if k not in keys]
-
-    def original_due(key: str) -> date:
-        known = occurrences.get(key)
-        return known.original_due if known else deadline.occurrence_due(key)
-
-    rows = []
-    for key in sorted(set(keys), key=lambda k: (original_due(k), k)):
-        occ = occurrences.get(key) or fresh_occurrence(deadline, key)
-        rows.append((occ, occurrence_status(occ, on, assigned_on=assigned_on,
-                                            cancelled_on=cancelled_on)))
-    return rows
+    listed = {o.key: o for o in deadline.occurrences(assigned_on, on)}
+    states = [occurrences.get(key) or OccurrenceState(
+        key=key, original_due=o.due_on, due_on=o.due_on, lateness_due=o.due_on)  # fresh
+        for key, o in listed.items()]
+    states += [occ for key, occ in occurrences.items() if key not in listed]
+    states.sort(key=lambda occ: (occ.original_due, occ.key))
+    return [(occ, occurrence_status(occ, on, assigned_on=assigned_on, cancelled_on=cancelled_on))
+            for occ in states]

@@ -8,6 +8,8 @@ from datetime import date
 from importlib import resources
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.deadlines import ONCE, DeadlineContext, DeadlineKind, Frequency, parse_deadline
 from domain.errors import UnparseableDeadline, ValidationError
@@ -161,3 +163,52 @@ def test_empty_and_non_nfc_phrases_are_refused():
 
     with pytest.raises(ValidationError, match="NFC"):
         parse_deadline(unicodedata.normalize("NFD", "Hằng năm"), PLAN)
+
+
+def _occurrences_one_by_one(deadline, assigned_on: date, until: date) -> list[tuple[str, date]]:
+    """``Deadline.occurrences`` as it was before its schedules were cached: every period
+    from the first year on, due dates worked out from the keys, until one falls after
+    ``until``."""
+    from domain.deadlines import _recurring_due
+
+    year = max(assigned_on.year, deadline.first_year or assigned_on.year)
+    out = []
+    while deadline.last_year is None or year <= deadline.last_year:
+        keys = ([str(year)] if deadline.frequency is Frequency.YEARLY
+                else [f"{year}-Q{q}" for q in range(1, 5)]
+                if deadline.frequency is Frequency.QUARTERLY
+                else [f"{year}-{m:02d}" for m in range(1, 13)])
+        for key in keys:
+            due = _recurring_due(deadline, key)
+            if due < assigned_on:
+                continue
+            out.append((key, due))
+            if due > until:
+                return out
+        year += 1
+        if year > 2100:
+            break
+    return out
+
+
+_RECURRING = [parse_deadline(text, context) for text, context in (
+    ("Hằng năm", PLAN), ("Quý I năm kế hoạch", PLAN), ("Trước 25/12 năm báo cáo", PLAN),
+    ("Định kỳ hằng quý, 6 tháng, hằng năm hoặc đột xuất", PLAN),
+    ("Hằng năm", DeadlineContext(date(2021, 8, 26))),
+    ("Định kỳ hằng tháng", DeadlineContext(date(2021, 8, 26))),
+)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(deadline=st.sampled_from(_RECURRING),
+       first_year=st.none() | st.integers(2019, 2031),
+       last_year=st.none() | st.integers(2019, 2031),
+       assigned_on=st.dates(date(2018, 1, 1), date(2032, 12, 31)),
+       until=st.dates(date(2018, 1, 1), date(2034, 12, 31)))
+def test_cached_schedules_list_the_same_occurrences(deadline, first_year, last_year,
+                                                    assigned_on, until):
+    assert all(d.kind is DeadlineKind.RECURRING for d in _RECURRING)
+    deadline = replace(deadline, first_year=first_year, last_year=last_year)
+    for _ in range(2):  # computed, then from the cache
+        assert [(o.key, o.due_on) for o in deadline.occurrences(assigned_on, until)] == (
+            _occurrences_one_by_one(deadline, assigned_on, until))

@@ -248,3 +248,33 @@ def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
     assert settled_on(standing, cancelled_on=None, occurrences={}) is None
     assert settled_on(standing, cancelled_on=date(2023, 1, 1),
                       occurrences={}) == date(2023, 1, 1)
+
+
+def _listed_one_by_one(deadline, *, assigned_on, cancelled_on, occurrences, on):
+    """``listed_obligations`` as it was before it took due dates from the schedule: each key
+    due by ``on`` (and the next), and each stored one, sorted by due date, fresh ones due
+    as the deadline says."""
+    from domain.obligations import fresh_occurrence
+    from domain.rules import occurrence_status
+
+    keys = [o.key for o in deadline.occurrences(assigned_on, on)]
+    keys += [k for k in occurrences if k not in keys]
+
+    def original_due(key):
+        known = occurrences.get(key)
+        return known.original_due if known else deadline.occurrence_due(key)
+
+    return [(occ, occurrence_status(occ, on, assigned_on=assigned_on,
+                                    cancelled_on=cancelled_on))
+            for key in sorted(set(keys), key=lambda k: (original_due(k), k))
+            for occ in [occurrences.get(key) or fresh_occurrence(deadline, key)]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(task=settling_tasks(), on=days)
+def test_listed_obligations_judge_each_listed_and_stored_occurrence_by_due_date(task, on):
+    from domain.obligations import listed_obligations
+
+    if task["deadline"].kind is DeadlineKind.STANDING or task["deadline"].is_dormant:
+        return  # never listed this way
+    assert listed_obligations(on=on, **task) == _listed_one_by_one(on=on, **task)
