@@ -125,8 +125,13 @@ class Snapshot:
     def select_in(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
                   values: Iterable[Any], where: str = "", params: Sequence[Any] = ()
                   ) -> list[tuple[Any, ...]]:
+        if self.db.dialect == "postgres":
+            # One array parameter: psycopg re-parses a statement of hundreds of placeholders
+            # on every call (it caches only short ones), and the server plans one statement.
+            clause = f"{column} = ANY(%s)" + (f" AND ({where})" if where else "")
+            return self.select(cur, logical, columns, clause, (sorted(set(values)), *params))
         out: list[tuple[Any, ...]] = []
-        for chunk in chunks(sorted(set(values)), 500):
+        for chunk in chunks(sorted(set(values)), 500):  # SQLite: at most 999 parameters
             marks = ", ".join(["%s"] * len(chunk))
             clause = f"{column} IN ({marks})" + (f" AND ({where})" if where else "")
             out += self.select(cur, logical, columns, clause, (*chunk, *params))
@@ -363,6 +368,7 @@ class ReadModels:
                     cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
+            linked_twice = False
             for code, tid, role in links:
                 task = tasks.get(tid)
                 if task is None:
@@ -370,6 +376,8 @@ class ReadModels:
                 how = via[code]
                 if tid not in statuses:  # a task linked twice (lead and via a group) once
                     statuses[tid] = _judge(task, judging.get(tid, {}), day)
+                else:
+                    linked_twice = True
                 for occ, status in statuses[tid]:
                     if how == "successor" and status not in OPEN:
                         continue  # done or cancelled before the merger: stays with the old lead
@@ -378,7 +386,9 @@ class ReadModels:
                     judged.append(_Judged(task, occ, status,
                                           role if how != "group" else f"group_{role}",
                                           None if how == "self" else code))
-            judged = sorted(_best_role_per_obligation(judged), key=_Judged.order)
+            if linked_twice:  # else each obligation is in ``judged`` once already
+                judged = _best_role_per_obligation(judged)
+            judged.sort(key=_Judged.order)
             shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
             page_tasks = {j.task["task_id"] for j in shown}
             details = _obl_tasks(snap.select_in(cur, "obl_task", _PAGE_COLUMNS, "task_id",
@@ -866,6 +876,7 @@ def _best_role_per_obligation(judged: Iterable[_Judged]) -> list[_Judged]:
     return [item for _, item in best.values()]
 
 
+@lru_cache(maxsize=4096)
 def _ordinal_key(ordinal: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in ordinal.replace("#", ".").split("."))
 

@@ -66,6 +66,12 @@ def test_one_obligation_per_occurrence_standing_never_overdue_dormant_waits(ledg
                                  "group_lead")
     assert ("5", "once") in rows(models.obligations("T-G", effective_on=date(2021, 9, 1)),
                                  "lead")
+    # T-B leads task 2, which its group coordinates: each occurrence once, as lead.
+    both_ways = models.obligations("T-B", effective_on=date(2023, 6, 1))
+    assert sorted((r["occurrence"], r["role"]) for r in both_ways["obligations"]
+                  if r["ordinal"] == "2") == [("2021", "lead"), ("2022", "lead"),
+                                              ("2023", "lead")]
+    assert sum(both_ways["counts"].values()) == len(both_ways["obligations"])
     # Before the assignment there is nothing to owe.
     assert models.obligations("T-A", effective_on=date(2021, 8, 1))["obligations"] == []
 
