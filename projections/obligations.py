@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
+from domain.deadlines import ONCE, DeadlineKind
 from domain.obligations import settled_on
 from domain.task import Task
 from projections.base import (
@@ -40,9 +41,16 @@ from projections.tables import VERSION_COLUMNS, Rows, TableSpec, dumps
 # The task's columns each of its links repeats. An agency's obligations are judged on these
 # for thousands of tasks per query: read from the links, which the agency's key finds
 # together, they cost no probe of the task table per task (an agency of the 1M ledger:
-# ~9,000 probes, a third of the query). None of them changes on the events that are
-# frequent (reports, extensions, completions), so the links seldom get new versions.
-LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cancelled_on")
+# ~9,000 probes, a third of the query). Progress reports, the most frequent events, change
+# none of them, so they give the links no new version.
+LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cancelled_on",
+                "inline", *(f"once_{c}" for c in ("original_due", "due_on", "lateness_due",
+                                                  "completed_on")))
+# ``inline`` = 1: the link also carries all that judging reads of the task's stored
+# occurrences (``once_*``: its one occurrence's ``OCCURRENCE_JUDGING``, or nothing), so the
+# query reads occurrences only for the other tasks (recurring ones): ``obligations_on`` reads
+# only the occurrence ``once`` of a task that falls due once, and none of a standing or
+# dormant one. An extension or a completion then gives the links a new version too.
 # Each link also carries the day its task settled (``domain.obligations.settled_on``: from
 # that day on it owes nothing open), which a confirmed completion sets once: "what is owed
 # on D" leaves the tasks settled by D out before reading their occurrences and judging
@@ -56,7 +64,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 3
+    version = 4
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -72,7 +80,8 @@ class ObligationsProjection(Projection):
                   indexes=(("directive_id",),)),
         # An agency's links are read together (its obligations): stored together.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
-                  columns=("role", *LINK_JUDGING, "settled_on"), clustered=True),
+                  columns=("role", *LINK_JUDGING, "settled_on"),
+                  int_columns=frozenset({"inline"}), clustered=True),
         TableSpec("obl_occurrence", key=("task_id", "occurrence"),
                   columns=("original_due", "due_on", "lateness_due", "completed_on",
                            "confirmed_at", "pending_completion_on",
@@ -99,23 +108,25 @@ class ObligationsProjection(Projection):
         return _directive_rows(aggregate)
 
     def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
-        """An event on one occurrence of a task changes that occurrence's row, and a progress
-        report the task's row too; nothing else."""
+        """An event on one occurrence of a task changes that occurrence's row, a progress
+        report the task's row too, any other such event maybe the links (which carry a
+        one-off task's occurrence and the day the task settled: ``LINK_JUDGING``); nothing
+        else. Only the rows that changed get a new version."""
         key = occurrence_changed(event)
         if key is None or not before:
             return self.render(state)
         task = state.aggregate
         (tid,) = next(iter(before["obl_task"]))  # str(task.id), without formatting it again
         after = dict(before)
-        if isinstance(event, Task.ProgressReported):
+        progress = isinstance(event, Task.ProgressReported)
+        if progress:
             after["obl_task"] = {(tid,): _task_row(task)}
+        if not progress or (tid, key) not in before["obl_occurrence"]:  # else links as they were
+            after["obl_task_agency"] = _link_rows(task, tid)
         occ = task.occurrences.get(key)
         if occ is not None:
             after["obl_occurrence"] = {**before["obl_occurrence"],
                                        (tid, key): _occurrence_row(occ)}
-        settled = _settled_on(task)  # a confirmed completion settles a one-off task
-        if any(row[-1] != settled for row in (before.get("obl_task_agency") or {}).values()):
-            after["obl_task_agency"] = _link_rows(task, tid)
         return after
 
 
@@ -127,8 +138,14 @@ def _task_rows(task: Any) -> Rows:
 
 
 def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    once = task.occurrences.get(ONCE)
+    inline = (task.deadline.kind is not DeadlineKind.RECURRING
+              and all(key == ONCE for key in task.occurrences))
     judging = (task.directive_number, task.ordinal, deadline_columns(task.deadline)[0],
-               iso(task.assigned_on), iso(task.cancelled_on))  # LINK_JUDGING
+               iso(task.assigned_on), iso(task.cancelled_on), int(inline),
+               *((iso(once.original_due), iso(once.due_on), iso(once.lateness_due),
+                  iso(once.completed_on)) if inline and once is not None
+                 else (None, None, None, None)))  # LINK_JUDGING
     settled = _settled_on(task)
     agencies = {(task.lead, tid): ("lead", *judging, settled)}
     for code in task.coordinating:

@@ -49,7 +49,7 @@ from domain.accountability import (
     threshold_advice,
 )
 from domain.clock import local_date
-from domain.deadlines import Deadline, DeadlineKind
+from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.errors import UnknownAgency, UnknownDirective, UnknownTask, ValidationError
 from domain.ids import agency_id, task_id
 from domain.obligations import owed_on
@@ -363,9 +363,11 @@ class ReadModels:
             if whole:
                 judging = _obl_occurrences(
                     _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via, owing_on))
-            else:
+            else:  # the occurrences of tasks whose links carry them are not read again
                 judging = _judged_occurrences(_linked_rows(
-                    cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on))
+                    cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on,
+                    inline=False))
+                _add_inline_occurrences(judging, tasks)
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             linked_twice = False
@@ -678,11 +680,13 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
 
 
 def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
-                 agencies: Iterable[str], owing_on: date | None) -> list[tuple[Any, ...]]:
+                 agencies: Iterable[str], owing_on: date | None, *,
+                 inline: bool | None = None) -> list[tuple[Any, ...]]:
     """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
-    (as lead or coordinator; with ``owing_on``, those not settled by that day), in one
-    statement: the database joins on the keys instead of receiving thousands of task ids
-    back as parameters.
+    (as lead or coordinator; with ``owing_on``, those not settled by that day; with
+    ``inline=False``, those whose links do not carry their occurrences), in one statement:
+    the database joins on the keys instead of receiving thousands of task ids back as
+    parameters.
 
     PostgreSQL gets the linked ids as an array (``= ANY(ARRAY(...))``): it then probes the
     table's primary key for each, where ``IN (subquery)`` made it hash-join against a scan
@@ -697,12 +701,29 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
     if owing_on is not None:
         linked += " AND " + _UNSETTLED.replace("settled_on", "a.settled_on")
         owing = (owing_on.isoformat(),)
+    if inline is not None:
+        linked += f" AND a.inline = {int(inline)}"
     match = (f"t.task_id = ANY(ARRAY({linked}))" if snap.db.dialect == "postgres"
              else f"t.task_id IN ({linked})")
     cur.execute(
         f"SELECT {', '.join('t.' + c for c in columns)} FROM {snap.table(logical)} t "
         f"WHERE {condition} AND {match}", (*bound, *link_bound, *codes, *owing))
     return cur.fetchall()
+
+
+def _add_inline_occurrences(known: dict[str, Known], tasks: Mapping[str, Mapping[str, Any]]
+                            ) -> None:
+    """What judging reads of the stored occurrence of each task whose links carry it
+    (``inline``: one that falls due once, or has no due date), as ``_judged_occurrences``
+    gives it for the others."""
+    fromiso = date.fromisoformat
+    for tid, task in tasks.items():
+        if task["inline"] and task["once_original_due"] is not None:
+            completed = task["once_completed_on"]
+            known[tid] = {ONCE: (OccurrenceState(
+                ONCE, fromiso(task["once_original_due"]), fromiso(task["once_due_on"]),
+                fromiso(task["once_lateness_due"]),
+                completed_on=None if completed is None else fromiso(completed)), _NOTHING)}
 
 
 @lru_cache(maxsize=4096)

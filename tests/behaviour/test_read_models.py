@@ -79,14 +79,24 @@ def test_one_obligation_per_occurrence_standing_never_overdue_dormant_waits(ledg
 def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_all(
         ledger, small, clock):
     """Only a page's obligations are rendered; the order and the counts still come from
-    judging all of them, so the pages put together are the whole answer."""
+    judging all of them, so the pages put together are the whole answer. A page judges
+    one-off tasks on what their links carry (a completion, an extension), the others on
+    their occurrences."""
+    clock.set("2021-10-05 10:00")
+    ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 10, 4),
+                             summary="Đã ban hành kế hoạch")
+    ledger.confirm_completion(OFFICE, small["1"])  # late: due 30/9
+    ledger.request_extension(OPERATOR, small["5"], occurrence="once", reason="Chờ số liệu",
+                             requested_due=date(2024, 3, 31))
+    ledger.grant_extension(OFFICE, small["5"], occurrence="once")
     models = caught_up(ledger)
-    for agency_code, closed in (("T-B", False), ("T-A", True)):
-        whole = models.obligations(agency_code, effective_on=date(2023, 6, 1),
-                                   include_closed=closed)
+    for agency_code, closed, day in (("T-B", False, date(2023, 6, 1)),
+                                     ("T-A", True, date(2023, 6, 1)),
+                                     ("T-A", True, date(2021, 10, 3))):
+        whole = models.obligations(agency_code, effective_on=day, include_closed=closed)
         total = len(whole["obligations"])
         assert total > 3 and "page" not in whole
-        pages = [models.obligations(agency_code, effective_on=date(2023, 6, 1),
+        pages = [models.obligations(agency_code, effective_on=day,
                                     include_closed=closed, limit=3, offset=start)
                  for start in range(0, total + 3, 3)]
         assert [row for page in pages for row in page["obligations"]] == whole["obligations"]
@@ -94,6 +104,13 @@ def test_pages_of_obligations_are_slices_of_the_whole_answer_and_counts_cover_al
             assert page["page"] == {"offset": start, "limit": 3, "total": total}
             assert page["counts"] == whole["counts"]
         assert sum(whole["counts"].values()) == total
+    shown = {(r["ordinal"], r["occurrence"]): r for start in range(0, 30, 3)
+             for r in models.obligations("T-A", effective_on=date(2023, 6, 1),
+                                         include_closed=True, limit=3,
+                                         offset=start)["obligations"]}
+    assert shown[("1", "once")]["status"] == "done_late"
+    assert shown[("5", "once")]["status"] == "in_progress"  # through its group, extended
+    assert shown[("5", "once")]["due_on"] == "2024-03-31"
     statuses = {r["status"] for r in models.obligations(
         "T-A", effective_on=date(2023, 6, 1), include_closed=True)["obligations"]}
     assert len(statuses) >= 3  # the order by status is exercised
