@@ -321,7 +321,9 @@ def run_reads(events: int, seconds: float, clients: int = 64, workers: int = 2,
         f"{floor_rate:,.0f} req/s GET /healthz (a FastAPI route)", per_second / floor_rate,
         "≥ 2,000 req/s, p99 ≤ 20 ms", per_second >= 2000 and p99 <= 20,
         f"{ok:,} answers over {len(agencies)} agencies, after {warm:.0f} s of warm-up"
-        + (f", other {others}" if others else ""))]
+        + (f", other {others}" if others else "")
+        + ("" if wrk_floor is not None else "; wrk is not installed (Debian: apt install wrk), "
+           "so no line shows what the server does with a client that takes less CPU"))]
     if wrk_floor is not None:
         for label, measured in ((f"(same reads from wrk: {clients} connections)", by_wrk),
                                 ("(same, gzipped: Accept-Encoding: gzip)", gzipped),
