@@ -23,6 +23,13 @@ def fresh_occurrence(deadline: Deadline, key: str) -> OccurrenceState:
     return OccurrenceState(key=key, original_due=due, due_on=due, lateness_due=due)
 
 
+def judged_on_once(deadline: Deadline, occurrences: Mapping[str, OccurrenceState]) -> bool:
+    """Whether ``obligations_on`` reads, of the task's stored occurrences, at most the one
+    keyed ``ONCE``: a task that is not recurring and holds no other. Most tasks are, so a
+    read model can keep that one occurrence beside the task and judge it from there."""
+    return deadline.kind is not DeadlineKind.RECURRING and all(k == ONCE for k in occurrences)
+
+
 def obligations_on(
     deadline: Deadline,
     *,
@@ -40,7 +47,7 @@ def obligations_on(
             cancelled_on=cancelled_on, completed_on=None,
         )
         return [(None, status)]
-    if deadline.kind is not DeadlineKind.RECURRING and all(k == ONCE for k in occurrences):
+    if judged_on_once(deadline, occurrences):
         # Most tasks fall due once: the listing below would give this one row, at a cost
         # that a read model judging thousands of tasks per query feels.
         occ = occurrences.get(ONCE) or fresh_occurrence(deadline, ONCE)
@@ -76,11 +83,10 @@ def settled_on(
     A read model stores it beside the task, so that "what is owed on day D" can leave out
     the tasks settled by D before judging them: most of an agency's tasks are."""
     settled = cancelled_on
-    if (deadline.kind is DeadlineKind.STANDING or deadline.is_dormant
-            or deadline.kind is DeadlineKind.RECURRING):
+    if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
         return settled
-    if not all(k == ONCE for k in occurrences):
-        return settled  # listed the general way (``listed_obligations``): left to judging
+    if not judged_on_once(deadline, occurrences):
+        return settled  # recurring, or listed the general way: left to judging
     occ = occurrences.get(ONCE)
     if occ is not None and occ.completed_on is not None:
         settled = occ.completed_on if settled is None else min(settled, occ.completed_on)

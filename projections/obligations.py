@@ -25,8 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
-from domain.deadlines import ONCE, DeadlineKind
-from domain.obligations import settled_on
+from domain.deadlines import ONCE
+from domain.obligations import judged_on_once, settled_on
 from domain.task import Task
 from projections.base import (
     EntityState,
@@ -46,11 +46,10 @@ from projections.tables import VERSION_COLUMNS, Rows, TableSpec, dumps
 LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cancelled_on",
                 "inline", *(f"once_{c}" for c in ("original_due", "due_on", "lateness_due",
                                                   "completed_on")))
-# ``inline`` = 1: the link also carries all that judging reads of the task's stored
-# occurrences (``once_*``: its one occurrence's ``OCCURRENCE_JUDGING``, or nothing), so the
-# query reads occurrences only for the other tasks (recurring ones): ``obligations_on`` reads
-# only the occurrence ``once`` of a task that falls due once, and none of a standing or
-# dormant one. An extension or a completion then gives the links a new version too.
+# ``inline`` = 1 (``domain.obligations.judged_on_once``): the link also carries all that
+# judging reads of the task's stored occurrences (``once_*``: its one occurrence's
+# ``OCCURRENCE_JUDGING``, or nothing), so the query reads occurrences only for the other
+# tasks (recurring ones). An extension or a completion then gives the links a new version.
 # Each link also carries the day its task settled (``domain.obligations.settled_on``: from
 # that day on it owes nothing open), which a confirmed completion sets once: "what is owed
 # on D" leaves the tasks settled by D out before reading their occurrences and judging
@@ -139,8 +138,7 @@ def _task_rows(task: Any) -> Rows:
 
 def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
     once = task.occurrences.get(ONCE)
-    inline = (task.deadline.kind is not DeadlineKind.RECURRING
-              and all(key == ONCE for key in task.occurrences))
+    inline = judged_on_once(task.deadline, task.occurrences)
     judging = (task.directive_number, task.ordinal, deadline_columns(task.deadline)[0],
                iso(task.assigned_on), iso(task.cancelled_on), int(inline),
                *((iso(once.original_due), iso(once.due_on), iso(once.lateness_due),

@@ -22,10 +22,11 @@ import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -364,10 +365,9 @@ class ReadModels:
                 judging = _obl_occurrences(
                     _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via, owing_on))
             else:  # the occurrences of tasks whose links carry them are not read again
-                judging = _judged_occurrences(_linked_rows(
+                judging = _judged_occurrences(chain(_linked_rows(
                     cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on,
-                    inline=False))
-                _add_inline_occurrences(judging, tasks)
+                    exclude_inline=True), _inline_occurrence_rows(tasks)))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             linked_twice = False
@@ -681,10 +681,10 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
 
 def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
                  agencies: Iterable[str], owing_on: date | None, *,
-                 inline: bool | None = None) -> list[tuple[Any, ...]]:
+                 exclude_inline: bool = False) -> list[tuple[Any, ...]]:
     """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
     (as lead or coordinator; with ``owing_on``, those not settled by that day; with
-    ``inline=False``, those whose links do not carry their occurrences), in one statement:
+    ``exclude_inline``, those whose links do not carry their occurrences), in one statement:
     the database joins on the keys instead of receiving thousands of task ids back as
     parameters.
 
@@ -701,8 +701,8 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
     if owing_on is not None:
         linked += " AND " + _UNSETTLED.replace("settled_on", "a.settled_on")
         owing = (owing_on.isoformat(),)
-    if inline is not None:
-        linked += f" AND a.inline = {int(inline)}"
+    if exclude_inline:
+        linked += " AND a.inline = 0"
     match = (f"t.task_id = ANY(ARRAY({linked}))" if snap.db.dialect == "postgres"
              else f"t.task_id IN ({linked})")
     cur.execute(
@@ -711,19 +711,14 @@ def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[st
     return cur.fetchall()
 
 
-def _add_inline_occurrences(known: dict[str, Known], tasks: Mapping[str, Mapping[str, Any]]
-                            ) -> None:
-    """What judging reads of the stored occurrence of each task whose links carry it
-    (``inline``: one that falls due once, or has no due date), as ``_judged_occurrences``
-    gives it for the others."""
-    fromiso = date.fromisoformat
+def _inline_occurrence_rows(tasks: Mapping[str, Mapping[str, Any]]
+                            ) -> Iterator[tuple[Any, ...]]:
+    """The stored occurrence of each task whose links carry it (``inline``; a standing or
+    dormant task has none), as ``_OCC_JUDGE_COLUMNS`` rows read from ``obl_occurrence``."""
     for tid, task in tasks.items():
         if task["inline"] and task["once_original_due"] is not None:
-            completed = task["once_completed_on"]
-            known[tid] = {ONCE: (OccurrenceState(
-                ONCE, fromiso(task["once_original_due"]), fromiso(task["once_due_on"]),
-                fromiso(task["once_lateness_due"]),
-                completed_on=None if completed is None else fromiso(completed)), _NOTHING)}
+            yield (tid, ONCE, task["once_original_due"], task["once_due_on"],
+                   task["once_lateness_due"], task["once_completed_on"])
 
 
 @lru_cache(maxsize=4096)

@@ -250,6 +250,21 @@ def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
                       occurrences={}) == date(2023, 1, 1)
 
 
+def test_judged_on_once_only_for_tasks_not_recurring_that_hold_no_other_occurrence():
+    """What the obligations read model keeps on a task's links (``inline``) instead of
+    reading its occurrences: true only where ``obligations_on`` reads no other."""
+    from domain.obligations import judged_on_once
+
+    once, yearly, standing, dormant = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
+                                       _SETTLING_DEADLINES[5], _SETTLING_DEADLINES[6])
+    due = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30))
+    year = OccurrenceState("2022", date(2022, 12, 31), date(2022, 12, 31), date(2022, 12, 31))
+    assert judged_on_once(once, {}) and judged_on_once(once, {"once": due})
+    assert judged_on_once(standing, {}) and judged_on_once(dormant, {})
+    assert not judged_on_once(yearly, {}) and not judged_on_once(yearly, {"2022": year})
+    assert not judged_on_once(once, {"once": due, "2022": year})  # the general way
+
+
 def _listed_one_by_one(deadline, *, assigned_on, cancelled_on, occurrences, on):
     """``listed_obligations`` as it was before it took due dates from the schedule: each key
     due by ``on`` (and the next), and each stored one, sorted by due date, fresh ones due
