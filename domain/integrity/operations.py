@@ -80,7 +80,7 @@ def verify_ledger(ledger: Any, *, from_position: int = 1,
         before = reader.chain_entry_before(from_position) if from_position > 1 else None
         if total is not None:
             total(_count_from(reader, from_position))
-        walk(reader.events(from_position), reader.chain(from_position),
+        walk(reader.events(from_position, ahead=True), reader.chain(from_position, ahead=True),
              start_hash=before[1] if before else GENESIS,
              checkpoints=[c for c in valid if c.position >= from_position],
              locator=reader, report=report, progress=progress)
@@ -116,8 +116,8 @@ def make_checkpoint(ledger: Any, key: Ed25519PrivateKey, *, at: datetime | None 
             if anchor is not None and anchor.position >= head[0]:
                 return None  # (a forged checkpoint further on does not stop us signing)
             report = Report(from_position=(anchor.position + 1) if anchor else 1)
-            walk(reader.events(report.from_position, head[0]),
-                 reader.chain(report.from_position, head[0]),
+            walk(reader.events(report.from_position, head[0], ahead=True),
+                 reader.chain(report.from_position, head[0], ahead=True),
                  start_hash=anchor.head if anchor else GENESIS, checkpoints=[],
                  locator=reader, report=report)
             if not report.ok:

@@ -18,7 +18,9 @@ and one batched insert.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -148,7 +150,11 @@ class ChainStore:
                 with conn.transaction(force_rollback=True):
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
-                        yield Reader(self, cursor)
+                        reader = Reader(self, cursor)
+                        try:
+                            yield reader
+                        finally:
+                            reader.close()
             return
         with self.datastore.get_connection(commit=False) as conn:
             cursor = conn.cursor().sqlite_cursor
@@ -259,6 +265,26 @@ class Reader:
         self.store = store
         self.cursor = cursor
         self._sqlite = store.dialect == "sqlite"
+        self._ahead: list[ReadAhead] = []
+
+    def close(self) -> None:
+        """Stop the threads reading ahead (before the snapshot's transaction ends)."""
+        for ahead in self._ahead:
+            ahead.close()
+        self._ahead.clear()
+
+    def _read_ahead(self, make: Callable[[Reader], Iterator[list[tuple[Any, ...]]]]
+                    ) -> Iterator[list[tuple[Any, ...]]]:
+        """``make(reader)``'s pages, read one page ahead by a thread of their own on a cursor
+        of their own (PostgreSQL), so the database's work and the wait for rows overlap the
+        caller's (hashing, in verification); as they are on SQLite."""
+        if self._sqlite:
+            return make(self)
+        cursor = self.cursor.connection.cursor(row_factory=self.cursor.row_factory,
+                                               binary=True)
+        ahead = ReadAhead(make(Reader(self.store, cursor)), on_close=cursor.close)
+        self._ahead.append(ahead)
+        return ahead
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self._sqlite:
@@ -299,22 +325,28 @@ class Reader:
                 return
             start = int(row[0])
 
-    def events(self, start: int = 1, stop: int | None = None,
-               page: int = PAGE) -> Iterator[list[tuple[int, str, int, str, bytes]]]:
-        """Pages of (position, originator id text, version, topic, state) in position order.
+    def events(self, start: int = 1, stop: int | None = None, page: int = PAGE, *,
+               ahead: bool = False) -> Iterator[list[tuple[int, str, int, str, bytes]]]:
+        """Pages of (position, originator id text, version, topic, state) in position order;
+        ``ahead``: read by a thread one page ahead of the caller (``_read_ahead``).
 
         PostgreSQL's uuid is sent as the hex text ``originator_id_text`` gives (UUID.hex):
         building a Python UUID for every row only to format it again was a fifth of a
         verification."""
+        if ahead:
+            return self._read_ahead(lambda r: r.events(start, stop, page))
         oid = "originator_id" if self._sqlite else "replace(originator_id::text, '-', '')"
-        yield from self._pages(self.store.events, self.store.position,
+        return self._pages(self.store.events, self.store.position,
                                f"{oid}, originator_version, topic, state", start, stop, page)
 
-    def chain(self, start: int = 1, stop: int | None = None,
-              page: int = PAGE) -> Iterator[list[tuple[int, str, int, bytes]]]:
-        """Pages of (position, originator id text, version, hash) in position order."""
-        yield from self._pages(self.store.chain, "position",
-                               "originator_id, originator_version, hash", start, stop, page)
+    def chain(self, start: int = 1, stop: int | None = None, page: int = PAGE, *,
+              ahead: bool = False) -> Iterator[list[tuple[int, str, int, bytes]]]:
+        """Pages of (position, originator id text, version, hash) in position order;
+        ``ahead`` as for ``events``."""
+        if ahead:
+            return self._read_ahead(lambda r: r.chain(start, stop, page))
+        return self._pages(self.store.chain, "position",
+                           "originator_id, originator_version, hash", start, stop, page)
 
     def checkpoints(self) -> list[Checkpoint]:
         return [_checkpoint(r) for r in self.rows(
@@ -369,3 +401,63 @@ class Reader:
                        "AND originator_version = %s ORDER BY position LIMIT 1",
                        (originator_id, version))
         return int(row[0]) if row else None
+
+
+class ReadAhead:
+    """An iterator over pages that a thread of its own produces, up to ``depth`` pages ahead
+    of the consumer. An error in the thread is raised by the consumer's next ``next()``;
+    ``close()`` stops the thread and waits for it (its queries must end before the
+    snapshot's transaction does)."""
+
+    _PAGE, _END, _ERROR = range(3)
+
+    def __init__(self, pages: Iterator[Any], *, depth: int = 2,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._on_close = on_close
+        self._thread = threading.Thread(target=self._produce, args=(pages,),
+                                        name="ledger-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[int, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, pages: Iterator[Any]) -> None:
+        try:
+            for page in pages:
+                if not self._put((self._PAGE, page)):
+                    return
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._put((self._ERROR, exc))
+            return
+        self._put((self._END, None))
+
+    def __iter__(self) -> ReadAhead:
+        return self
+
+    def __next__(self) -> Any:
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == self._PAGE:
+            return value
+        self._finished = True
+        if kind == self._ERROR:
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+        self._finished = True
+        self._thread.join()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from domain.integrity.canonical import GENESIS, chain_hash
+from domain.integrity.canonical import GENESIS, chain_hash, links_holding
 from domain.integrity.checkpoints import checkpoint_signature_valid
 from domain.integrity.store import Checkpoint
 
@@ -78,6 +78,24 @@ _BEYOND = 2**63
 def _link(previous: bytes, event: EventRow) -> bytes:
     position, oid, version, topic, state = event
     return chain_hash(previous, position, oid, version, topic, state)
+
+
+def _holding(link: LinkFn) -> Callable[[bytes, Sequence[EventRow], Sequence[ChainRow], int, int],
+                                        int]:
+    """``links_holding`` for another link function (the bundle's, from state digests)."""
+    def holding(previous: bytes, events: Sequence[EventRow], chain: Sequence[ChainRow],
+                start: int, stop_position: int) -> int:
+        i = start
+        while i < len(events):
+            stored = chain[i][3]
+            if link(previous, events[i]) != stored:
+                break
+            previous = stored
+            i += 1
+            if events[i - 1][0] >= stop_position:
+                break
+        return i - start
+    return holding
 
 
 @dataclass
@@ -186,6 +204,7 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
     """Merge the two page streams in position order, checking every link (see module doc).
     ``checkpoints`` must be the valid ones, at positions ≥ the first position walked."""
     findings = report.findings
+    holding = links_holding if link is _link else _holding(link)
     event_pages = iter(events)
     chain_pages = iter(chain)
     ev_buf: Sequence[EventRow] = ()
@@ -235,14 +254,15 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
             if ev_buf and len(ev_buf) == len(ch_buf) and \
                     [r[0] for r in ev_buf] == [r[0] for r in ch_buf]:
                 done = 0
-                for ev, ch in zip(ev_buf, ch_buf, strict=True):
-                    stored = ch[3]
-                    if link(previous, ev) != stored:
+                while done < len(ev_buf):
+                    held = holding(previous, ev_buf, ch_buf, done, next_cp)
+                    if not held:
                         break
-                    previous = stored
-                    done += 1
-                    if ev[0] >= next_cp:
-                        reached(ev[0], stored)
+                    done += held
+                    previous = ch_buf[done - 1][3]
+                    if ev_buf[done - 1][0] < next_cp:
+                        break  # the page ended, or the next link failed
+                    reached(ev_buf[done - 1][0], previous)
                 if done:
                     pending = None
                     report.events += done
@@ -346,7 +366,11 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
 def _mismatch(ev: EventRow, ch: ChainRow, locator: Locator) -> Finding:
     position, oid, version = ev[0], ev[1], ev[2]
     _, chained_oid, chained_version, _ = ch
-    if (oid, version) == (chained_oid, int(chained_version)):
+    try:
+        chained_version = int(chained_version)
+    except (TypeError, ValueError):
+        pass  # a tampered SQLite chain row: reported as it is, not crashed on
+    if (oid, version) == (chained_oid, chained_version):
         return Finding(Kind.EDITED, position,
                        f"the event at position {position} ({oid} v{version}) differs from the "
                        "one chained there: the row was edited")
@@ -356,7 +380,7 @@ def _mismatch(ev: EventRow, ch: ChainRow, locator: Locator) -> Finding:
                        f"position {position} holds the event chained at position {elsewhere} "
                        f"({oid} v{version}) instead of {chained_oid} v{chained_version}",
                        other_position=elsewhere)
-    moved = locator.stored_at(chained_oid, int(chained_version))
+    moved = locator.stored_at(chained_oid, chained_version)
     if moved is not None and moved != position:
         return Finding(Kind.REORDERED, position,
                        f"the event chained at position {position} ({chained_oid} "

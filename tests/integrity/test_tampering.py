@@ -117,3 +117,23 @@ def test_each_kind_of_tampering_on_the_sample_plan(ledger, store_url, signing_ke
         assert (report.first.position, report.first.kind) == (expected, EXPECTED[how])
     finally:
         attacker.close()
+
+
+def test_a_chain_entry_whose_version_is_text_is_reported_not_crashed_on(ledger, store_url):
+    """SQLite lets a row hold another storage class in any column: an edited event whose
+    chain entry's version was set to text is reported where it is."""
+    if not store_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL integer column cannot hold text")
+    from tests.behaviour.helpers import import_plan
+
+    import_plan(ledger)
+    attacker = Attacker(store_url)
+    try:
+        attacker.edit_byte(7, 3, 0x20)
+        attacker.sql(f"UPDATE {attacker.chain} SET originator_version = 'x' "
+                     "WHERE position = 7")
+        report = verify_ledger(ledger)
+        assert report.first is not None
+        assert (report.first.position, report.first.kind) == (7, Kind.EDITED)
+    finally:
+        attacker.close()
