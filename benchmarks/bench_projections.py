@@ -137,9 +137,10 @@ def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7
 
     Asked as the HTTP route asks by default: without the groups' tasks, the first page of
     ``page`` obligations (counts over all). The same questions are then asked for the whole
-    answer, every obligation rendered (what the CLI prints). The queries run with Python's
-    collector set as in a server process (``rarer_full_collections``): with the default
-    settings, full collections walking the objects a query holds were a fifth of its time."""
+    answer, every obligation rendered (what the CLI prints). The queries and the replays
+    run with Python's collector set as in a server process (``rarer_full_collections``):
+    with the default settings, full collections walking the objects a query holds were a
+    fifth of its time."""
     rng = random.Random(seed)
     ledger = Ledger(url)
     try:
@@ -150,9 +151,9 @@ def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7
         questions = [(rng.choice(agencies), p) for p in positions]
         moments = {p: _event_at(ledger, p).timestamp for p in set(positions)}
         models.obligations(questions[0][0], as_of=moments[positions[0]])  # warm up
-        with rarer_full_collections():
+        with rarer_full_collections():  # the baseline too: the same process, the same settings
             timings = _timed_questions(models, questions, moments, (page, None))
-        replay = sorted(_replay_until(ledger, p) for p in positions[:replays])
+            replay = sorted(_replay_until(ledger, p) for p in positions[:replays])
     finally:
         ledger.close()
     replay_ms = replay[len(replay) // 2] * 1000
