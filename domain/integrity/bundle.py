@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -66,20 +66,26 @@ MEMBERS = ("README.md", "manifest.json", "events.jsonl", "tail.jsonl", "chain.js
 # -- reading the recorded time out of a stored event -------------------------------------------
 
 
-def recorded_at(state: bytes, decode: Callable[[], datetime] | None = None) -> datetime | None:
+def recorded_at(state: bytes, decode: Callable[[], Any] | None = None) -> datetime | None:
     """The event's ``timestamp`` from its stored JSON (the library's transcoding
-    ``{"_type_": "datetime_iso", "_data_": ...}``), else via ``decode`` (the mapper)."""
+    ``{"_type_": "datetime_iso", "_data_": ...}``), else via ``decode`` (the mapper); None
+    when neither gives a moment. An edited row can hold anything there (the mapper then
+    hands back whatever it parsed, e.g. a dict), and an export must carry it all the same
+    for the verifier to report; a moment without an offset is taken as UTC, as written."""
     try:
         value = orjson.loads(state)["timestamp"]
         text = value["_data_"] if isinstance(value, dict) else value
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         if decode is None:
             return None
         try:
-            return decode()
+            moment = decode()
         except Exception:
             return None
+    if not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _type_of(topic: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from domain.integrity import make_checkpoint
 from domain.integrity.archive import StoredZipWriter, crc_and_size, file_chunks
-from domain.integrity.bundle import MEMBERS, export_bundle, verify_bundle
+from domain.integrity.bundle import MEMBERS, export_bundle, recorded_at, verify_bundle
 from domain.integrity.errors import BundleError
 from tests.behaviour.helpers import OPERATOR, import_plan
 
@@ -204,3 +204,40 @@ def test_what_is_not_a_bundle_is_refused(tmp_path):
         archive.writestr("events.jsonl", b"")
     with pytest.raises(BundleError, match="unexpected members"):
         verify_bundle(other)
+
+
+def test_an_event_whose_recorded_time_was_edited_away_is_exported_and_reported(
+        ledger, store_url, tmp_path):
+    """An edit that leaves a stored event without a readable time (here its timestamp's
+    ``_data_`` key renamed, so the mapper hands back a dict) is exported all the same, and
+    the bundle fails offline at that event."""
+    from domain.integrity.verify import Kind
+    from tests.behaviour.helpers import import_plan
+    from tests.integrity.helpers import Attacker
+
+    import_plan(ledger)
+    attacker = Attacker(store_url)
+    try:
+        state = bytes(attacker.row(5)[3])
+        assert b'"_data_"' in state
+        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                     (state.replace(b'"_data_"', b'"_dXta_"', 1), 5))
+    finally:
+        attacker.close()
+    bundle = tmp_path / "tampered.zip"
+    export_bundle(ledger, bundle)
+    offline = verify_bundle(bundle)
+    assert offline.report.first is not None
+    assert (offline.report.first.position, offline.report.first.kind) == (5, Kind.EDITED)
+
+
+def test_recorded_at_gives_a_moment_or_nothing():
+    aware = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2024-07-09T21:09:58+00:00"}}'
+    naive = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2024-07-09T21:09:58"}}'
+    renamed = b'{"timestamp":{"_type_":"datetime_iso","_dXta_":"2024-07-09T21:09:58"}}'
+    moment = datetime(2024, 7, 9, 21, 9, 58, tzinfo=UTC)
+    assert recorded_at(aware) == moment
+    assert recorded_at(naive) == moment
+    assert recorded_at(renamed, lambda: {"_type_": "datetime_iso"}) is None
+    assert recorded_at(renamed, lambda: moment) == moment
+    assert recorded_at(b"not json") is None
