@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -86,9 +85,10 @@ def canonical_bytes(position: int, originator_id: str, version: int, topic: str,
 def chain_hash(previous: bytes, position: int, originator_id: str, version: int, topic: str,
                state: bytes) -> bytes:
     """hash_n = SHA-256(hash_{n-1} ‖ canonical(event n)), from the stored row."""
+    stored = state if type(state) is bytes else stored_bytes(state)  # bytes: nearly always
     return _sha256(
         previous + canonical_bytes(position, originator_id, version, topic,
-                                   _sha256(stored_bytes(state)).digest())
+                                   _sha256(stored).digest())
     ).digest()
 
 
@@ -99,38 +99,3 @@ def chain_hash_from_digest(previous: bytes, position: int, originator_id: str, v
         previous + canonical_bytes(position, originator_id, version, topic, state_sha256)
     ).digest()
 
-
-def links_holding(previous: bytes, events: Sequence[Sequence[Any]],
-                  chain: Sequence[Sequence[Any]], start: int, stop_position: int) -> int:
-    """How many rows from ``events[start]`` on link to the stored hash beside them
-    (``chain[i][3]``), each from the stored hash before it (``previous`` before the first):
-    ``chain_hash`` over a run of rows (position, id text, version, topic, state), without a
-    call per part, for the verifier's usual case. Counting stops at the first link that
-    fails (not counted) and after the row at or past ``stop_position``. A row of another
-    shape than the ledger writes (a tampered SQLite row) takes ``chain_hash``'s path."""
-    sha = _sha256
-    pack = _I64_U32.pack
-    topics: dict[str, bytes] = {}
-    i, n = start, len(events)
-    while i < n:
-        position, oid, version, topic, state = events[i]
-        try:
-            top = topics.get(topic)
-            if top is None:
-                top = topics[topic] = topic.encode("utf-8")
-            ident = oid.encode("utf-8")
-            computed = sha(b"".join((
-                previous, pack(position, len(ident)), ident, pack(version, len(top)), top,
-                sha(state).digest()))).digest() if type(state) is bytes else None
-        except (AttributeError, TypeError, struct.error, UnicodeError):
-            computed = None
-        if computed is None:
-            computed = chain_hash(previous, position, oid, version, topic, state)
-        stored = chain[i][3]
-        if computed != stored:
-            break
-        previous = stored
-        i += 1
-        if position >= stop_position:
-            break
-    return i - start

@@ -275,9 +275,9 @@ class Reader:
 
     def _read_ahead(self, make: Callable[[Reader], Iterator[list[tuple[Any, ...]]]]
                     ) -> Iterator[list[tuple[Any, ...]]]:
-        """``make(reader)``'s pages, read one page ahead by a thread of their own on a cursor
-        of their own (PostgreSQL), so the database's work and the wait for rows overlap the
-        caller's (hashing, in verification); as they are on SQLite."""
+        """``make(reader)``'s pages, read a page or two ahead by a thread of their own on a
+        cursor of their own (PostgreSQL), so the database's work and the wait for rows
+        overlap the caller's (hashing, in verification); as they are on SQLite."""
         if self._sqlite:
             return make(self)
         cursor = self.cursor.connection.cursor(row_factory=self.cursor.row_factory,
@@ -328,7 +328,7 @@ class Reader:
     def events(self, start: int = 1, stop: int | None = None, page: int = PAGE, *,
                ahead: bool = False) -> Iterator[list[tuple[int, str, int, str, bytes]]]:
         """Pages of (position, originator id text, version, topic, state) in position order;
-        ``ahead``: read by a thread one page ahead of the caller (``_read_ahead``).
+        ``ahead``: read by a thread ahead of the caller (``_read_ahead``).
 
         PostgreSQL's uuid is sent as the hex text ``originator_id_text`` gives (UUID.hex):
         building a Python UUID for every row only to format it again was a fifth of a
@@ -337,7 +337,7 @@ class Reader:
             return self._read_ahead(lambda r: r.events(start, stop, page))
         oid = "originator_id" if self._sqlite else "replace(originator_id::text, '-', '')"
         return self._pages(self.store.events, self.store.position,
-                               f"{oid}, originator_version, topic, state", start, stop, page)
+                           f"{oid}, originator_version, topic, state", start, stop, page)
 
     def chain(self, start: int = 1, stop: int | None = None, page: int = PAGE, *,
               ahead: bool = False) -> Iterator[list[tuple[int, str, int, bytes]]]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from domain.integrity.canonical import GENESIS, chain_hash, links_holding
+from domain.integrity.canonical import GENESIS, chain_hash
 from domain.integrity.checkpoints import checkpoint_signature_valid
 from domain.integrity.store import Checkpoint
 
@@ -80,22 +80,22 @@ def _link(previous: bytes, event: EventRow) -> bytes:
     return chain_hash(previous, position, oid, version, topic, state)
 
 
-def _holding(link: LinkFn) -> Callable[[bytes, Sequence[EventRow], Sequence[ChainRow], int, int],
-                                        int]:
-    """``links_holding`` for another link function (the bundle's, from state digests)."""
-    def holding(previous: bytes, events: Sequence[EventRow], chain: Sequence[ChainRow],
-                start: int, stop_position: int) -> int:
-        i = start
-        while i < len(events):
-            stored = chain[i][3]
-            if link(previous, events[i]) != stored:
-                break
-            previous = stored
-            i += 1
-            if events[i - 1][0] >= stop_position:
-                break
-        return i - start
-    return holding
+def _links_holding(link: LinkFn, previous: bytes, events: Sequence[EventRow],
+                   chain: Sequence[ChainRow], start: int, stop_position: int) -> int:
+    """How many rows from ``events[start]`` on link to the stored hash beside them
+    (``chain[i][3]``), each from the stored hash before it (``previous`` before the first).
+    Counting stops at the first link that fails (not counted) and after the row at or past
+    ``stop_position`` (a checkpoint to compare there)."""
+    i = start
+    while i < len(events):
+        stored = chain[i][3]
+        if link(previous, events[i]) != stored:
+            break
+        previous = stored
+        i += 1
+        if events[i - 1][0] >= stop_position:
+            break
+    return i - start
 
 
 @dataclass
@@ -204,7 +204,6 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
     """Merge the two page streams in position order, checking every link (see module doc).
     ``checkpoints`` must be the valid ones, at positions ≥ the first position walked."""
     findings = report.findings
-    holding = links_holding if link is _link else _holding(link)
     event_pages = iter(events)
     chain_pages = iter(chain)
     ev_buf: Sequence[EventRow] = ()
@@ -255,7 +254,7 @@ def walk(events: Iterable[Sequence[EventRow]], chain: Iterable[Sequence[ChainRow
                     [r[0] for r in ev_buf] == [r[0] for r in ch_buf]:
                 done = 0
                 while done < len(ev_buf):
-                    held = holding(previous, ev_buf, ch_buf, done, next_cp)
+                    held = _links_holding(link, previous, ev_buf, ch_buf, done, next_cp)
                     if not held:
                         break
                     done += held
