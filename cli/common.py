@@ -18,14 +18,15 @@ from rich.console import Console
 from domain.actors import CommandContext, SourceDocument, system_context
 from domain.application import Ledger
 from domain.clock import parse_date
-from domain.errors import DomainError
+from domain.errors import DomainError, UnreadableEvent
 from domain.persistence.url import StoreURLError
 
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# Exit codes: 1 the ledger refused (nothing stored), 2 usage, 3 the store is unreachable.
-EXIT_REFUSED, EXIT_USAGE, EXIT_STORE = 1, 2, 3
+# Exit codes: 1 the ledger refused (nothing stored), 2 usage, 3 the store is unreachable,
+# 4 the record is damaged (verification failed, or a stored event cannot be read).
+EXIT_REFUSED, EXIT_USAGE, EXIT_STORE, EXIT_DAMAGED = 1, 2, 3, 4
 
 
 def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
@@ -92,6 +93,8 @@ def run_guarded(app: Any) -> None:
     the ledger into one line on stderr and an exit code."""
     try:
         app()
+    except UnreadableEvent as exc:
+        fail(str(exc), EXIT_DAMAGED)
     except DomainError as exc:
         fail(str(exc), EXIT_REFUSED)
     except PersistenceError as exc:

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import (
+    EXIT_DAMAGED,
     EXIT_USAGE,
     console,
     err_console,
@@ -40,7 +41,7 @@ from domain.integrity.keys import (
 )
 from domain.integrity.verify import Finding, Report
 
-EXIT_VERIFICATION_FAILED = 4
+EXIT_VERIFICATION_FAILED = EXIT_DAMAGED
 PROGRESS_THRESHOLD = 20_000  # events; below this a run is quick and shows no bar
 
 keys_app = typer.Typer(help="Ed25519 keys that sign checkpoints.", no_args_is_help=True)

@@ -42,6 +42,7 @@ from domain.errors import (
 from domain.ids import agency_id, directive_id, task_id
 from domain.integrity import install_integrity
 from domain.journal import JournalEntry, entry_from
+from domain.persistence.checked_mapper import CheckedMapper
 from domain.persistence.fast_json import FastJSONTranscoder
 from domain.persistence.group_commit import GroupCommitter
 from domain.persistence.schema_lock import schema_lock
@@ -130,6 +131,11 @@ class Ledger(Application):
     def construct_transcoder(self) -> JSONTranscoder:
         """The library's JSON format, written and read with orjson (the same bytes)."""
         return ledger_transcoder(FastJSONTranscoder)
+
+    def construct_mapper(self) -> CheckedMapper:
+        """The library's mapper, raising ``UnreadableEvent`` for a row it cannot read whole."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=CheckedMapper)
 
     # -- plumbing ----------------------------------------------------------------------------
 

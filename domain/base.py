@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain.clock import plausible_day_problem
-from domain.errors import ValidationError
+from domain.errors import DomainError, UnreadableEvent, ValidationError
 
 
 def require_plausible_days(fields: dict[str, Any]) -> None:
@@ -20,9 +20,28 @@ def require_plausible_days(fields: dict[str, Any]) -> None:
                 raise ValidationError(f"{name}: {problem}", field=name)
 
 
+def unfit(event: Any, why: Exception) -> UnreadableEvent:
+    kind = type(event).__qualname__
+    return UnreadableEvent(
+        f"the stored event {kind} of {event.originator_id} v{event.originator_version} "
+        f"cannot be applied: {why}; the record was altered or damaged outside the ledger "
+        "(`ledger verify` reports how)")
+
+
 class LedgerAggregate(Aggregate):
     class Event(Aggregate.Event):
         meta: dict[str, Any]
+
+        def mutate(self, aggregate: Any) -> Any:
+            """The library's fold, saying which stored event failed when one no longer fits
+            its aggregate: a row edited behind the ledger's back can still parse as JSON yet
+            lack a field, or a deleted row leaves a gap in the versions."""
+            try:
+                return super().mutate(aggregate)
+            except DomainError:
+                raise
+            except Exception as exc:
+                raise unfit(self, exc) from exc
 
     class Created(Event, Aggregate.Created):
         pass

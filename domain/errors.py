@@ -105,3 +105,11 @@ class NotPermitted(DomainError):
 
 class NotLeadAgency(NotPermitted):
     code = "not-lead-agency"
+
+
+class UnreadableEvent(DomainError):
+    """A stored event can no longer be read as the event it was: its row was altered or
+    damaged outside the ledger. Nothing after it can be folded truthfully, so whoever reads
+    stops there and says where; ``ledger verify`` tells how the record was changed."""
+
+    code = "unreadable-event"

@@ -39,6 +39,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import TopicError
 
+from domain.errors import UnreadableEvent
 from projections import registry
 from projections.base import EntityCache, EntityState, Projection, chunks, entity_type
 from projections.db import Db
@@ -599,7 +600,9 @@ def run_worker(ledger: Any, *, stop: threading.Event, poll: float = 2.0, page_si
                 folded = runner.catch_up(stop=stop)
                 backoff = poll
             except Exception as exc:
-                log.warning("projection page failed: %s; retrying in %.1fs", exc, backoff)
+                # A damaged event stays until an operator restores its row: an error, not noise.
+                level = logging.ERROR if isinstance(exc, UnreadableEvent) else logging.WARNING
+                log.log(level, "projection page failed: %s; retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue

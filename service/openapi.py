@@ -31,6 +31,8 @@ READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _problem("No valid bearer token."),
     404: _problem("No such entity."),
     422: _problem("Invalid parameters."),
+    500: _problem("A stored event can no longer be read (`unreadable-event`): the record was "
+                  "altered outside the ledger; `detail` names the event."),
     503: _problem("The store (or the read models) cannot answer now; see Retry-After."),
 }
 
@@ -45,5 +47,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     415: _problem("The body is not JSON (send Content-Type: application/json)."),
     422: _problem("The body or a header is invalid, or the Idempotency-Key was used for "
                   "another request."),
+    500: _problem("A stored event can no longer be read (`unreadable-event`): the record was "
+                  "altered outside the ledger; `detail` names the event."),
     503: _problem("The store is unavailable; see Retry-After."),
 }

@@ -37,6 +37,7 @@ from domain.errors import (
     NotFound,
     NotPermitted,
     StaleVersion,
+    UnreadableEvent,
     ValidationError,
 )
 from domain.persistence.url import StoreURLError
@@ -116,6 +117,8 @@ def problem(request: Request | None, status: int, code: str, detail: str, *,
 
 
 def status_of(exc: DomainError) -> int:
+    if isinstance(exc, UnreadableEvent):
+        return 500  # the server's own record is damaged: no request could succeed
     if isinstance(exc, NotPermitted):
         return 403
     if isinstance(exc, NotFound):
@@ -170,6 +173,8 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Proble
 def install(app: FastAPI, retry_after: int) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
+        if isinstance(exc, UnreadableEvent):
+            log.error("unreadable_event", error=safe_text(str(exc))[:500])
         return domain_problem(request, exc)
 
     @app.exception_handler(ProblemError)

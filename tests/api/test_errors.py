@@ -9,6 +9,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from tests.api.conftest import FakeReadModels, assert_problem, close_api, make_api
+from tests.integrity.helpers import Attacker
 
 TASK_BODY = {"ordinal": "1", "content": "Tổng hợp, báo cáo", "lead": "QNG-STNMT",
              "deadline": "trước ngày 31/5/2021"}
@@ -241,3 +242,20 @@ def test_agency_conflicts_are_409(sqlite_api):
     assert_problem(api.post("admin", "/v1/agencies/QNG-SYT/merge",
                             {"successor": "QNG-SGTVT", "effective_on": "2025-05-01"}), 409,
                    "invalid-transition", field="successor")
+
+
+def test_an_event_edited_behind_the_ledgers_back_is_a_500_problem_naming_it(api):
+    """The journal cannot be served past a row that no longer reads; the client is told why
+    (and the service logs it), not handed a bare internal error."""
+    attacker = Attacker(api.svc.settings.database_url)
+    try:
+        state = bytes(attacker.row(60)[3])
+        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                     (state[: len(state) // 2], 60))
+    finally:
+        attacker.close()
+    assert api.get("inspector", "/v1/events?after=0&limit=59").status_code == 200
+    body = assert_problem(api.get("inspector", "/v1/events?after=50&limit=20"), 500,
+                          "unreadable-event")
+    assert "at position 60 (Task.Assigned" in body["detail"]
+    assert "ledger verify" in body["detail"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integrity.helpers import Attacker
@@ -113,3 +114,56 @@ def test_replay_and_diff(run):
     assert changes["events"]["Task.Assigned"] == 45 and changes["positions"] == [1, 95]
     bad = run("diff", "--from", "yesterday", "--to", "31/12/2030")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _rewrite(attacker: Attacker, position: int, change) -> None:
+    state = bytes(attacker.row(position)[3])
+    attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                 (change(state), position))
+
+
+def _json_edit(edit):
+    def change(state: bytes) -> bytes:
+        data = orjson.loads(state)
+        edit(data)
+        return orjson.dumps(data)
+    return change
+
+
+FOLDING = [["replay", "--until", "31/12/2030"], ["replay", "--until", "31/12/2030", "--step"],
+           ["rebuild", "--all"]]
+DAMAGES = {  # the change, what the error says, which commands stop at it
+    "truncated": (lambda state: state[: len(state) // 2], "cannot be read: ",
+                  [["events", "--after", "40"], *FOLDING]),
+    "time-renamed": (_json_edit(lambda d: d["timestamp"].update(_dXta_=d["timestamp"].pop(
+        "_data_"))), "its recorded time is not a moment", [["events", "--after", "40"],
+                                                          *FOLDING]),
+    # Still a readable event (the journal lists it), but not one its aggregate can fold.
+    "field-dropped": (_json_edit(lambda d: d.pop("originator_topic")), "cannot be applied",
+                      FOLDING),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_row_that_no_longer_reads_stops_every_reader_at_it_with_exit_4(run, store_url,
+                                                                          damage):
+    """Replays, the journal and rebuilds fold every event; an edited row must stop them with
+    one line naming it (exit 4, as a failed verification), never a traceback or a silent
+    skip."""
+    ok(run("import", "plan", str(PLAN)))
+    change, why, commands = DAMAGES[damage]
+    attacker = Attacker(store_url)
+    try:
+        _rewrite(attacker, 60, change)
+    finally:
+        attacker.close()
+    assert ok(run("events", "--after", "40", "--limit", "19")).stdout.count("Task.Assigned")
+    for command in commands:
+        result = run(*command)
+        assert result.returncode == 4, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: the stored event "), (command, lines)
+        assert why in lines[-1] and "Task.Assigned" in lines[-1], (command, lines)
+        assert "Traceback" not in result.stderr, command
+    verified = run("verify")
+    assert verified.returncode == 4 and "FAILED at position 60: edited" in verified.stderr

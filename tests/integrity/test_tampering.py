@@ -6,14 +6,17 @@ the same position."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from domain.application import Ledger
+from domain.application import Ledger, read_journal
+from domain.errors import UnreadableEvent
 from domain.integrity import make_checkpoint, verify_ledger
 from domain.integrity.bundle import export_bundle, verify_bundle
+from domain.integrity.history import state_as_of, walk_history
 from domain.integrity.verify import Kind
 from tests.conftest import FakeClock
 from tests.integrity.helpers import Attacker, LedgerBuilder, operations
@@ -21,6 +24,8 @@ from tests.integrity.helpers import Attacker, LedgerBuilder, operations
 EXAMPLES = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
+
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 
 EXPECTED = {
     "edit": Kind.EDITED,
@@ -137,3 +142,44 @@ def test_a_chain_entry_whose_version_is_text_is_reported_not_crashed_on(ledger, 
         assert (report.first.position, report.first.kind) == (7, Kind.EDITED)
     finally:
         attacker.close()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=operations, seed=st.integers(0, 2**32), flips=st.integers(1, 3))
+def test_replays_of_an_edited_store_answer_or_name_the_damage(fresh_url, signing_key, ops,
+                                                               seed, flips):
+    """Whatever bytes of an event were changed, the inspector's replays and the journal
+    either answer (the edit still reads as an event: verification reports it) or stop with
+    UnreadableEvent naming the event — never another exception, a traceback in the CLI."""
+    url = fresh_url()
+    rng = random.Random(seed)
+    ledger = Ledger(url, clock=FakeClock())
+    attacker = Attacker(url)
+    try:
+        LedgerBuilder(ledger, ledger.clock, signing_key).apply(ops)
+        position = rng.choice(attacker.positions())
+        for _ in range(flips):
+            attacker.edit_byte(position, rng.randrange(1 << 16), rng.randrange(1, 256))
+        fresh = Ledger(url, clock=FakeClock())  # no cached aggregates from the building
+        try:
+            outcomes = []
+            for read in (lambda: state_as_of(fresh, FAR_FUTURE).as_json(),
+                         lambda: [s.as_json() for s in walk_history(fresh, None)],
+                         lambda: [e.as_json() for e in read_journal(fresh, after=0,
+                                                                    limit=10_000)],
+                         lambda: fresh.repository.get(attacker.row(position)[0])):
+                try:
+                    read()
+                    outcomes.append("answered")
+                except UnreadableEvent as exc:
+                    assert exc.code == "unreadable-event" and "ledger verify" in str(exc)
+                    outcomes.append("refused")
+            event(f"replay {outcomes[0]}, journal {outcomes[2]}, load {outcomes[3]}")
+        finally:
+            fresh.close()
+        report = verify_ledger(ledger)
+        assert report.first is not None and report.first.position == position
+    finally:
+        attacker.close()
+        ledger.close()

@@ -1,0 +1,73 @@
+"""A stored event edited behind the ledger's back is refused with UnreadableEvent, whether it
+no longer parses, parses into something that is not a moment where its recorded time was, or
+parses but no longer fits its aggregate. No I/O: the mapper and the fold, in memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from eventsourcing.persistence import Notification
+
+from domain.agency import Agency, AgencyLevel
+from domain.errors import UnreadableEvent
+from domain.persistence.checked_mapper import CheckedMapper
+from domain.persistence.fast_json import FastJSONTranscoder
+from domain.persistence.transcodings import ledger_transcoder
+
+MAPPER = CheckedMapper(transcoder=ledger_transcoder(FastJSONTranscoder))
+
+
+def stored(position: int = 7) -> Notification:
+    agency = Agency.register(
+        code="QNG-SNV", name="Sở Nội vụ", level=AgencyLevel.PROVINCIAL, parent=None,
+        aliases=["SNV"], established_on=None, member_levels=[], meta={"actor": "test"},
+        timestamp=datetime(2021, 8, 26, 9, tzinfo=UTC))
+    (event,) = agency.collect_events()
+    s = MAPPER.to_stored_event(event)
+    return Notification(id=position, originator_id=s.originator_id,
+                        originator_version=s.originator_version, topic=s.topic, state=s.state)
+
+
+def edited(note: Notification, change) -> Notification:
+    data = orjson.loads(note.state)
+    change(data)
+    return dataclasses.replace(note, state=orjson.dumps(data))
+
+
+def test_an_untouched_event_reads_and_folds():
+    agency = MAPPER.to_domain_event(stored()).mutate(None)
+    assert (agency.code, agency.name, agency.version) == ("QNG-SNV", "Sở Nội vụ", 1)
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda n: dataclasses.replace(n, state=n.state[:40]), "Unterminated string"),
+    (lambda n: edited(n, lambda d: d["timestamp"].update(_data_="2021-08-2xT09:00:00")),
+     "Invalid isoformat string"),
+    (lambda n: edited(n, lambda d: d.update(timestamp={"_dXta_": "2021-08-26"})),
+     "its recorded time is not a moment"),
+    (lambda n: edited(n, lambda d: d.pop("timestamp")), "its recorded time is not a moment"),
+], ids=["not-json", "not-a-date", "not-a-moment", "no-time"])
+def test_a_row_that_no_longer_reads_is_refused_naming_its_position(damage, why):
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(damage(stored(position=42)))
+    message = str(refused.value)
+    assert "at position 42 (Agency.Registered" in message and why in message
+    assert refused.value.code == "unreadable-event"
+
+
+@pytest.mark.parametrize("field", ["code", "originator_topic"])
+def test_a_row_that_reads_but_no_longer_fits_its_aggregate_is_refused_when_folded(field):
+    event = MAPPER.to_domain_event(edited(stored(), lambda d: d.pop(field)))
+    with pytest.raises(UnreadableEvent, match=r"Agency\.Registered of .* v1 cannot be applied"):
+        event.mutate(None)
+
+
+def test_an_event_folded_twice_is_refused_as_out_of_place():
+    """A duplicated or reordered row: the creation applied over an existing aggregate."""
+    note = stored()
+    agency = MAPPER.to_domain_event(note).mutate(None)
+    with pytest.raises(UnreadableEvent, match="cannot be applied"):
+        MAPPER.to_domain_event(note).mutate(agency)
