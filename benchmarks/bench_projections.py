@@ -23,7 +23,7 @@ from domain.application import Ledger
 from projections.db import Db
 from projections.queries import ReadModels
 from projections.rebuild import default_jobs
-from service.app import rarer_full_collections
+from service.collector import rarer_full_collections
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 

@@ -29,6 +29,7 @@ from domain.clock import format_date_vn, format_datetime_vn, local_date
 from domain.directive_file import parse_directive_mapping
 from domain.plan_annex import parse_plan_annex
 from domain.rules import TaskStatus
+from service.collector import rarer_full_collections
 
 app = typer.Typer(
     name="ledger",
@@ -349,7 +350,8 @@ def main() -> None:
         serve,  # noqa: F401  (registers serve and token)
     )
 
-    run_guarded(app)
+    with rarer_full_collections():  # see there: replays hold every aggregate of the ledger
+        run_guarded(app)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,8 @@ FastAPI runs them in its thread pool. Only the SSE feed is async (it sleeps betw
 
 from __future__ import annotations
 
-import gc
 import threading
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,6 +21,7 @@ from domain.persistence.breaker import install_breaker
 from service import problems
 from service.body_guard import BodyGuard
 from service.cached_reads import CachedReads
+from service.collector import rarer_full_collections
 from service.deps import Services
 from service.idempotency import IdempotencyStore
 from service.observability import Metrics, RequestMiddleware, configure_logging
@@ -77,33 +76,6 @@ class _EmbeddedWorker:
 
 def _embedded_worker(ledger: Ledger) -> _EmbeddedWorker:
     return _EmbeddedWorker(ledger)
-
-
-# Generation-1 collections between two automatic full ones (CPython's default is 10).
-FULL_COLLECTION_AFTER = 1000
-
-
-@contextmanager
-def rarer_full_collections(*, enabled: bool = True) -> Iterator[None]:
-    """Python's automatic full garbage collections made rare in a server process, for as long
-    as it serves.
-
-    A server process keeps up to 10,000 aggregates in the library's cache: long-lived objects
-    that every full collection traverses, finding nearly nothing to free (cycles die young).
-    In one run of the HTTP benchmarks each process ran 16-34 full collections of 100-210 ms
-    (timed with ``gc.callbacks``), each stalling every request in flight on that process.
-    Young collections still run as usual; full ones now come a hundred times less often, so
-    memory held by cycles stays bounded. An app given its ledger (tests) leaves the collector
-    alone."""
-    if not enabled:
-        yield
-        return
-    before = gc.get_threshold()
-    gc.set_threshold(before[0], before[1], FULL_COLLECTION_AFTER)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None,
