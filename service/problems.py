@@ -94,6 +94,14 @@ def safe_text(text: str) -> str:
 def problem(request: Request | None, status: int, code: str, detail: str, *,
             field: str | None = None, scope: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> ProblemResponse:
+    body = problem_body(request, status, code, detail, field=field, scope=scope, **extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def problem_body(request: Request | None, status: int, code: str, detail: str, *,
+                 field: str | None = None, scope: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 object itself (also sent inside a stream that has already begun)."""
     body: dict[str, Any] = {
         "type": f"{TYPE_PREFIX}{code}",
         "title": TITLES.get(status, "Error"),
@@ -113,7 +121,7 @@ def problem(request: Request | None, status: int, code: str, detail: str, *,
     body.update({k: v for k, v in extra.items() if v is not None})
     if request is not None:
         request.state.error_code = code
-    return ProblemResponse(body, status_code=status, headers=headers)
+    return body
 
 
 def status_of(exc: DomainError) -> int:

@@ -21,9 +21,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from domain.application import read_journal
+from domain.errors import UnreadableEvent
 from service.deps import Reader, ServicesDep
 from service.openapi import READ_ERRORS
-from service.problems import ProblemError
+from service.problems import ProblemError, problem_body, safe_text, status_of
 from service.schemas import JournalPage
 
 router = APIRouter(prefix="/v1", tags=["journal"])
@@ -74,7 +75,8 @@ async def feed(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
 ):
     """Live feed of new events as Server-Sent Events (`id` = position, `event` = type,
-    `data` = the event as in /v1/events). Resume with `Last-Event-ID`."""
+    `data` = the event as in /v1/events). Resume with `Last-Event-ID`. A stored event that
+    can no longer be read ends the stream with `event: error` (`data`: problem+json)."""
     settings = svc.settings
     ledger = svc.ledger
     start = _start_position(after, last_event_id)
@@ -93,6 +95,11 @@ async def feed(
                 entries = await run_in_threadpool(read_journal, ledger, position, PAGE)
             except PersistenceError as exc:
                 log.warning("feed_store_error", error=str(exc)[:200])
+                return
+            except UnreadableEvent as exc:  # say so, rather than drop the connection
+                log.error("unreadable_event", error=safe_text(str(exc))[:500])
+                body = problem_body(request, status_of(exc), exc.code, exc.message)
+                yield f"event: error\ndata: {orjson.dumps(body).decode()}\n\n"
                 return
             for entry in entries:
                 data = orjson.dumps(entry.as_json()).decode()

@@ -3,6 +3,7 @@ never 5xx, and stores nothing."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import pytest
@@ -259,3 +260,11 @@ def test_an_event_edited_behind_the_ledgers_back_is_a_500_problem_naming_it(api)
                           "unreadable-event")
     assert "at position 60 (Task.Assigned" in body["detail"]
     assert "ledger verify" in body["detail"]
+    # The live feed has already answered 200 when it meets the row: it ends with an error event.
+    feed = api.get("inspector", "/v1/feed?after=50")
+    assert feed.status_code == 200
+    last = feed.text.strip().split("\n\n")[-1].splitlines()
+    assert last[0] == "event: error" and last[1].startswith("data: "), feed.text
+    streamed = json.loads(last[1][len("data: "):])
+    assert (streamed["status"], streamed["code"]) == (500, "unreadable-event")
+    assert streamed["detail"] == body["detail"]
