@@ -23,6 +23,7 @@ from projections.tables import dumps, loads
 from tests.behaviour.helpers import OPERATOR, agency
 from tests.behaviour.projection_helpers import T_OFFICE as OFFICE
 from tests.behaviour.projection_helpers import issue_small
+from tests.integrity.helpers import Attacker
 
 
 @pytest.fixture
@@ -469,3 +470,35 @@ def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_sche
         assert models.obligation_counts() == expected
     finally:
         ledger.close()
+
+
+def test_the_worker_logs_a_damaged_event_as_an_error_and_folds_nothing_past_it(
+        ledger, store_url, small, caplog):
+    """A row edited behind the ledger's back stops the projections there: the worker keeps
+    retrying (an operator may restore the row) and says why at error level, every time."""
+    models = caught_up(ledger)
+    receipt = ledger.report_progress(agency("T-B"), small["2"], summary="Quý 3",
+                                     occurrence="2021")
+    attacker = Attacker(store_url)
+    try:
+        state = bytes(attacker.row(receipt.position)[3])
+        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                     (state[:20], receipt.position))
+    finally:
+        attacker.close()
+    stop = threading.Event()
+    worker_ledger = type(ledger)(store_url)
+    worker = threading.Thread(target=run_worker, args=(worker_ledger,),
+                              kwargs={"stop": stop, "poll": 0.01})
+    with caplog.at_level("WARNING", logger="ledger.projections"):
+        worker.start()
+        try:
+            assert models.wait_for(receipt.position, timeout=2) is False
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+            worker_ledger.close()
+    damaged = [r for r in caplog.records if f"at position {receipt.position}" in r.getMessage()]
+    assert damaged and all(r.levelname == "ERROR" for r in damaged)
+    assert "cannot be read" in damaged[0].getMessage()
+    assert {p["lag"] for p in models.status()["projections"]} == {1}
