@@ -18,6 +18,7 @@ from domain.integrity import make_checkpoint, verify_ledger
 from domain.integrity.bundle import export_bundle, verify_bundle
 from domain.integrity.history import state_as_of, walk_history
 from domain.integrity.verify import Kind
+from projections.runner import Runner
 from tests.conftest import FakeClock
 from tests.integrity.helpers import Attacker, LedgerBuilder, operations
 
@@ -149,9 +150,10 @@ def test_a_chain_entry_whose_version_is_text_is_reported_not_crashed_on(ledger, 
 @given(ops=operations, seed=st.integers(0, 2**32), flips=st.integers(1, 3))
 def test_replays_of_an_edited_store_answer_or_name_the_damage(fresh_url, signing_key, ops,
                                                                seed, flips):
-    """Whatever bytes of an event were changed, the inspector's replays and the journal
-    either answer (the edit still reads as an event: verification reports it) or stop with
-    UnreadableEvent naming the event — never another exception, a traceback in the CLI."""
+    """Whatever bytes of an event were changed, the inspector's replays, the journal, loading
+    the entity and folding the projections either answer (the edit still reads as an event:
+    verification reports it) or stop with UnreadableEvent naming the event — never another
+    exception, a traceback in the CLI."""
     url = fresh_url()
     rng = random.Random(seed)
     ledger = Ledger(url, clock=FakeClock())
@@ -168,14 +170,16 @@ def test_replays_of_an_edited_store_answer_or_name_the_damage(fresh_url, signing
                          lambda: [s.as_json() for s in walk_history(fresh, None)],
                          lambda: [e.as_json() for e in read_journal(fresh, after=0,
                                                                     limit=10_000)],
-                         lambda: fresh.repository.get(attacker.row(position)[0])):
+                         lambda: fresh.repository.get(attacker.row(position)[0]),
+                         lambda: Runner(fresh).catch_up()):  # every projection folds it
                 try:
                     read()
                     outcomes.append("answered")
                 except UnreadableEvent as exc:
                     assert exc.code == "unreadable-event" and "ledger verify" in str(exc)
                     outcomes.append("refused")
-            event(f"replay {outcomes[0]}, journal {outcomes[2]}, load {outcomes[3]}")
+            event(f"replay {outcomes[0]}, journal {outcomes[2]}, load {outcomes[3]}, "
+                  f"projections {outcomes[4]}")
         finally:
             fresh.close()
         report = verify_ledger(ledger)
