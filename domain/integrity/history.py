@@ -119,11 +119,15 @@ class Replayer:
         self.aggregates: dict[UUID, Any] = {}
         self.position = 0  # last position folded
         self.ledger_time: datetime | None = None  # running maximum of recorded times
-        self._buffer: list[tuple[Any, Any]] = []  # read but not yet folded (beyond a moment)
+        # Read but not yet folded, last first; each decoded only when reached (below).
+        self._buffer: list[Any] = []
         self._read_upto = 0
         self._exhausted = False
 
     def _next(self) -> tuple[Any, Any] | None:
+        """The next (notification, event) to fold. Events are decoded one at a time, when
+        reached: a row that no longer reads (UnreadableEvent) then stops only the replays
+        that need it, and "as of" a moment before the damage is still answered."""
         if not self._buffer and not self._exhausted:
             page = self.ledger.recorder.select_notifications(
                 start=self._read_upto, limit=PAGE, inclusive_of_start=False)
@@ -131,12 +135,15 @@ class Replayer:
                 self._exhausted = True
             else:
                 self._read_upto = page[-1].id
-                mapper = self.ledger.mapper
-                self._buffer = [(n, mapper.to_domain_event(n)) for n in page]
-                self._buffer.reverse()
+                self._buffer = page[::-1]
                 if self.progress is not None:
                     self.progress(len(page))
-        return self._buffer[-1] if self._buffer else None
+        if not self._buffer:
+            return None
+        head = self._buffer[-1]
+        if type(head) is not tuple:
+            head = self._buffer[-1] = (head, self.ledger.mapper.to_domain_event(head))
+        return head
 
     def steps(self, until: datetime | None) -> Iterator[Step]:
         """Fold up to ``until``, yielding each event with its entity before and after."""

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from domain.clock import parse_moment
+from domain.errors import UnreadableEvent
 from domain.ids import task_id
 from domain.integrity.history import diff, entity_state, state_as_of, walk_history
 from tests.behaviour.helpers import OFFICE, OPERATOR, agency, import_plan
+from tests.integrity.helpers import Attacker
 
 
 def statuses(state, label):
@@ -106,3 +110,34 @@ def test_diff_between_two_moments(ledger, clock):
     assert moved[("768/QĐ-UBND#1.3", "once")] == ("in_progress", "overdue")
     empty = diff(ledger, parse_moment("2000-01-01"), parse_moment("2000-01-02"))
     assert not empty.events and not empty.entities and empty.to_position == 0
+
+
+def test_as_of_a_moment_before_a_damaged_row_is_still_answered(ledger, clock, store_url):
+    """The replay stops at a row that no longer reads only when it needs it: the ledger as
+    of an earlier moment is answered, a later one names the row."""
+    import_plan(ledger)
+    clock.set("2022-03-01 08:00")
+    ledger.appoint_head(OPERATOR, "QNG-SNV", "Nguyễn Văn An", "Giám đốc Sở", date(2022, 3, 1))
+    clock.set("2022-06-01 08:00")  # the replay reads this one to know 31/05 has passed
+    ledger.appoint_head(OPERATOR, "QNG-STC", "Trần Thị Bình", "Giám đốc Sở", date(2022, 6, 1))
+    clock.set("2022-06-20 08:00")
+    damaged = ledger.appoint_head(OPERATOR, "QNG-STP", "Lê Văn Cường", "Giám đốc Sở",
+                                  date(2022, 6, 20)).position
+    attacker = Attacker(store_url)
+    try:
+        state = bytes(attacker.row(damaged)[3])
+        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                     (state[:30], damaged))
+    finally:
+        attacker.close()
+    ledger = type(ledger)(store_url)  # nothing cached from the writing
+    try:
+        before = state_as_of(ledger, parse_moment("31/05/2022"))
+        assert before.position == damaged - 2
+        snv = next(a for a in before.agencies if a["code"] == "QNG-SNV")
+        assert snv["head"]["person"] == "Nguyễn Văn An"
+        assert len(list(walk_history(ledger, parse_moment("31/05/2022")))) == damaged - 2
+        with pytest.raises(UnreadableEvent, match=f"at position {damaged} "):
+            state_as_of(ledger, parse_moment("31/12/2022"))
+    finally:
+        ledger.close()
