@@ -138,9 +138,11 @@ DAMAGES = {  # the change, what the error says, which commands stop at it
     "time-renamed": (_json_edit(lambda d: d["timestamp"].update(_dXta_=d["timestamp"].pop(
         "_data_"))), "its recorded time is not a moment", [["events", "--after", "40"],
                                                           *FOLDING]),
+    "field-dropped": (_json_edit(lambda d: d.pop("ordinal")), "its field 'ordinal' is missing",
+                      [["events", "--after", "40"], *FOLDING]),
     # Still a readable event (the journal lists it), but not one its aggregate can fold.
-    "field-dropped": (_json_edit(lambda d: d.pop("originator_topic")), "cannot be applied",
-                      FOLDING),
+    "out-of-place": (_json_edit(lambda d: d.update(originator_topic="domain.agency:Agency")),
+                     "cannot be applied", FOLDING),
 }
 
 

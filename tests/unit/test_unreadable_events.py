@@ -58,9 +58,25 @@ def test_a_row_that_no_longer_reads_is_refused_naming_its_position(damage, why):
     assert refused.value.code == "unreadable-event"
 
 
-@pytest.mark.parametrize("field", ["code", "originator_topic"])
-def test_a_row_that_reads_but_no_longer_fits_its_aggregate_is_refused_when_folded(field):
-    event = MAPPER.to_domain_event(edited(stored(), lambda d: d.pop(field)))
+@pytest.mark.parametrize("change, why", [
+    (lambda d: d.pop("code"), "its field 'code' is missing"),
+    (lambda d: d.pop("originator_topic"), "its field 'originator_topic' is missing"),
+    (lambda d: d.update(established_on={"_typX_": "date_iso", "_data_": "2021-08-26"}),
+     "its field 'established_on' holds dict, not date or NoneType"),
+    (lambda d: d.update(aliases="SNV"), "its field 'aliases' holds str, not list"),
+    (lambda d: d.update(name=None), "its field 'name' holds NoneType, not str"),
+], ids=["field-gone", "topic-gone", "tag-edited", "list-as-text", "null-text"])
+def test_a_row_that_parses_into_fields_of_other_types_is_refused(change, why):
+    """An edited transcoding tag leaves a dict where a date or a deadline was; a rendering
+    or a projection would fail far from the row."""
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(edited(stored(position=9), change))
+    assert "at position 9 (Agency.Registered" in str(refused.value)
+    assert why in str(refused.value)
+
+
+def test_a_row_that_reads_but_no_longer_fits_its_aggregate_is_refused_when_folded():
+    event = MAPPER.to_domain_event(edited(stored(), lambda d: d.update(level="provincXal")))
     with pytest.raises(UnreadableEvent, match=r"Agency\.Registered of .* v1 cannot be applied"):
         event.mutate(None)
 
