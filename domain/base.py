@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain.clock import plausible_day_problem
-from domain.errors import DomainError, UnreadableEvent, ValidationError
+from domain.errors import DomainError, UnreadableEvent, ValidationError, unreadable_event
 
 
 def require_plausible_days(fields: dict[str, Any]) -> None:
@@ -21,11 +21,9 @@ def require_plausible_days(fields: dict[str, Any]) -> None:
 
 
 def unfit(event: Any, why: Exception) -> UnreadableEvent:
-    kind = type(event).__qualname__
-    return UnreadableEvent(
-        f"the stored event {kind} of {event.originator_id} v{event.originator_version} "
-        f"cannot be applied: {why}; the record was altered or damaged outside the ledger "
-        "(`ledger verify` reports how)")
+    return unreadable_event(
+        f"{type(event).__qualname__} of {event.originator_id} v{event.originator_version}",
+        f"cannot be applied: {why}")
 
 
 class LedgerAggregate(Aggregate):

@@ -113,3 +113,10 @@ class UnreadableEvent(DomainError):
     stops there and says where; ``ledger verify`` tells how the record was changed."""
 
     code = "unreadable-event"
+
+
+def unreadable_event(event: str, problem: str) -> UnreadableEvent:
+    """The one wording of every reader's refusal: which stored event, what is wrong with it."""
+    return UnreadableEvent(
+        f"the stored event {event} {problem}; the record was altered or damaged outside the "
+        "ledger (`ledger verify` reports how)")

@@ -98,4 +98,3 @@ def chain_hash_from_digest(previous: bytes, position: int, originator_id: str, v
     return _sha256(
         previous + canonical_bytes(position, originator_id, version, topic, state_sha256)
     ).digest()
-

@@ -20,17 +20,16 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
-from domain.errors import UnreadableEvent
+from domain.errors import UnreadableEvent, unreadable_event
 
 
 def unreadable(stored: StoredEvent, why: str) -> UnreadableEvent:
     position = getattr(stored, "id", None)  # notifications carry their position
     where = f"at position {position} " if position is not None else ""
     kind = stored.topic.rpartition(":")[2]
-    return UnreadableEvent(
-        f"the stored event {where}({kind}, {stored.originator_id} "
-        f"v{stored.originator_version}) cannot be read: {why}; the record was altered or "
-        "damaged outside the ledger (`ledger verify` reports how)")
+    return unreadable_event(
+        f"{where}({kind}, {stored.originator_id} v{stored.originator_version})",
+        f"cannot be read: {why}")
 
 
 _MISSING = object()
