@@ -360,14 +360,17 @@ class ReadModels:
             links, tasks = _agency_links(cur, snap, via, owing_on)
             # Read every occurrence in full, once, when all may be rendered (no limit, or no
             # more tasks than a page); else judge on a few columns and read the page's later.
+            # The occurrences are asked for by the task ids just read (one array parameter):
+            # a subquery over the links scanned the agency's link versions a second time.
             whole = limit is None or len(tasks) <= limit
             if whole:
                 judging = _obl_occurrences(
-                    _linked_rows(cur, snap, "obl_occurrence", _OCC_COLUMNS, via, owing_on))
+                    snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
             else:  # the occurrences of tasks whose links carry them are not read again
-                judging = _judged_occurrences(chain(_linked_rows(
-                    cur, snap, "obl_occurrence", _OCC_JUDGE_COLUMNS, via, owing_on,
-                    exclude_inline=True), _inline_occurrence_rows(tasks)))
+                others = [tid for tid, task in tasks.items() if not task["inline"]]
+                judging = _judged_occurrences(chain(
+                    snap.select_in(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id", others),
+                    _inline_occurrence_rows(tasks)))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             linked_twice = False
@@ -677,38 +680,6 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
     first = {row[1]: (row[1], *row[3:]) for row in rows}  # a task linked twice: once
     return ([row[:3] for row in rows],
             _obl_tasks(first.values(), _LINKED_TASK_COLUMNS))
-
-
-def _linked_rows(cur: Cursor, snap: Snapshot, logical: str, columns: Sequence[str],
-                 agencies: Iterable[str], owing_on: date | None, *,
-                 exclude_inline: bool = False) -> list[tuple[Any, ...]]:
-    """Rows of an obligations table keyed by ``task_id`` for the tasks linked to ``agencies``
-    (as lead or coordinator; with ``owing_on``, those not settled by that day; with
-    ``exclude_inline``, those whose links do not carry their occurrences), in one statement:
-    the database joins on the keys instead of receiving thousands of task ids back as
-    parameters.
-
-    PostgreSQL gets the linked ids as an array (``= ANY(ARRAY(...))``): it then probes the
-    table's primary key for each, where ``IN (subquery)`` made it hash-join against a scan
-    of every version of every task (an agency of the 1M ledger: 63 ms against 165 ms)."""
-    condition, bound = snap.where("t")
-    link_condition, link_bound = snap.where("a")
-    codes = sorted(set(agencies))
-    marks = ", ".join(["%s"] * len(codes))
-    linked = (f"SELECT a.task_id FROM {snap.table('obl_task_agency')} a "
-              f"WHERE {link_condition} AND a.agency IN ({marks})")
-    owing: tuple[str, ...] = ()
-    if owing_on is not None:
-        linked += " AND " + _UNSETTLED.replace("settled_on", "a.settled_on")
-        owing = (owing_on.isoformat(),)
-    if exclude_inline:
-        linked += " AND a.inline = 0"
-    match = (f"t.task_id = ANY(ARRAY({linked}))" if snap.db.dialect == "postgres"
-             else f"t.task_id IN ({linked})")
-    cur.execute(
-        f"SELECT {', '.join('t.' + c for c in columns)} FROM {snap.table(logical)} t "
-        f"WHERE {condition} AND {match}", (*bound, *link_bound, *codes, *owing))
-    return cur.fetchall()
 
 
 def _inline_occurrence_rows(tasks: Mapping[str, Mapping[str, Any]]
