@@ -131,8 +131,11 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
                 ledger_time: Any) -> list[tuple[int, Any, str]]:
     """(position, domain event or None, ledger time) for each notification. Ledger time is
     the running maximum of recorded times along positions: several processes write with
-    their own clocks, so recorded times are only approximately monotonic."""
-    out = []
+    their own clocks, so recorded times are only approximately monotonic.
+
+    A stored event that can no longer be read (``UnreadableEvent``) ends the page before it:
+    the events ahead of it are folded, and the next page, which starts with it, fails."""
+    out: list[tuple[int, Any, str]] = []
     current = ledger_time
     text = ledger_time_text(current)
     for note in notifications:
@@ -140,6 +143,10 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
             event = ledger.mapper.to_domain_event(note)
         except TopicError:
             event = None  # a kind of event this code does not know: skipped, position kept
+        except UnreadableEvent:
+            if not out:
+                raise
+            break
         if event is not None and (current is None or event.timestamp > current):
             current = event.timestamp
             text = ledger_time_text(current)

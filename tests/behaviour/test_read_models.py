@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pytest
 
 from domain.clock import LOCAL_TZ
-from domain.errors import ValidationError
+from domain.errors import UnreadableEvent, ValidationError
 from domain.ids import task_id
 from projections import registry
 from projections.audit import changes, flat_state, state_of, unflatten
@@ -502,3 +502,30 @@ def test_the_worker_logs_a_damaged_event_as_an_error_and_folds_nothing_past_it(
     assert damaged and all(r.levelname == "ERROR" for r in damaged)
     assert "cannot be read" in damaged[0].getMessage()
     assert {p["lag"] for p in models.status()["projections"]} == {1}
+
+
+def test_the_worker_folds_the_events_ahead_of_a_damaged_one_in_the_same_page(
+        ledger, store_url, small):
+    """The projections stop at the damaged event itself, not at the start of its page: what
+    was recorded before it stays visible while an operator restores the row."""
+    models = caught_up(ledger)
+    before, damaged, after = [
+        ledger.report_progress(agency("T-B"), small["2"], summary=f"Quý {n}", occurrence="2021")
+        for n in (2, 3, 4)]
+    attacker = Attacker(store_url)
+    try:
+        state = bytes(attacker.row(damaged.position)[3])
+        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
+                     (state[:20], damaged.position))
+    finally:
+        attacker.close()
+    runner = Runner(type(ledger)(store_url))
+    try:
+        with pytest.raises(UnreadableEvent, match=f"at position {damaged.position}"):
+            runner.catch_up()
+    finally:
+        runner.ledger.close()
+    assert models.wait_for(before.position, timeout=0) is True
+    assert models.wait_for(damaged.position, timeout=0) is False
+    assert {p["lag"] for p in models.status()["projections"]} == {
+        after.position - before.position}
