@@ -129,7 +129,11 @@ class Snapshot:
         if self.db.dialect == "postgres":
             # One array parameter: psycopg re-parses a statement of hundreds of placeholders
             # on every call (it caches only short ones), and the server plans one statement.
-            clause = f"{column} = ANY(%s)" + (f" AND ({where})" if where else "")
+            # Unnested in a subquery, so that the planner does not see how many values
+            # there are: given thousands as a literal array (an agency's whole answer), it
+            # scanned the whole table in parallel (96-130 ms) instead of probing the key.
+            clause = (f"{column} = ANY(ARRAY(SELECT unnest(%s::text[])))"
+                      + (f" AND ({where})" if where else ""))
             return self.select(cur, logical, columns, clause, (sorted(set(values)), *params))
         out: list[tuple[Any, ...]] = []
         for chunk in chunks(sorted(set(values)), 500):  # SQLite: at most 999 parameters
