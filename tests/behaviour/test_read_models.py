@@ -529,3 +529,17 @@ def test_the_worker_folds_the_events_ahead_of_a_damaged_one_in_the_same_page(
     assert models.wait_for(damaged.position, timeout=0) is False
     assert {p["lag"] for p in models.status()["projections"]} == {
         after.position - before.position}
+
+
+def test_rows_asked_for_by_key_are_found_whatever_characters_the_keys_hold(ledger, small):
+    """PostgreSQL receives the keys as one text it splits (see ``Snapshot.select_in``); a key
+    holding the separator must neither split into others nor lose the rest."""
+    models = caught_up(ledger)
+    with models.db.read() as cur:
+        snap = models._snapshot(cur, "obligations", None, None)
+        plain = snap.select_in(cur, "obl_agency", ("code",), "code", ["T-B", "T-A", "T-B"])
+        odd = snap.select_in(cur, "obl_agency", ("code",), "code", ["T-A", "T-B\x1fT-C", "T-B"])
+        none = snap.select_in(cur, "obl_agency", ("code",), "code", [])
+    assert sorted(code for (code,) in plain) == ["T-A", "T-B"]
+    assert sorted(code for (code,) in odd) == ["T-A", "T-B"]
+    assert none == []
