@@ -250,9 +250,7 @@ def test_an_event_edited_behind_the_ledgers_back_is_a_500_problem_naming_it(api)
     (and the service logs it), not handed a bare internal error."""
     attacker = Attacker(api.svc.settings.database_url)
     try:
-        state = bytes(attacker.row(60)[3])
-        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                     (state[: len(state) // 2], 60))
+        attacker.rewrite(60, lambda state: state[: len(state) // 2])
     finally:
         attacker.close()
     assert api.get("inspector", "/v1/events?after=0&limit=59").status_code == 200

@@ -472,6 +472,15 @@ def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_sche
         ledger.close()
 
 
+def _cut_short(store_url: str, position: int) -> None:
+    """Damage the stored event at ``position`` behind the ledger's back: its JSON cut short."""
+    attacker = Attacker(store_url)
+    try:
+        attacker.rewrite(position, lambda state: state[:20])
+    finally:
+        attacker.close()
+
+
 def test_the_worker_logs_a_damaged_event_as_an_error_and_folds_nothing_past_it(
         ledger, store_url, small, caplog):
     """A row edited behind the ledger's back stops the projections there: the worker keeps
@@ -479,13 +488,7 @@ def test_the_worker_logs_a_damaged_event_as_an_error_and_folds_nothing_past_it(
     models = caught_up(ledger)
     receipt = ledger.report_progress(agency("T-B"), small["2"], summary="Quý 3",
                                      occurrence="2021")
-    attacker = Attacker(store_url)
-    try:
-        state = bytes(attacker.row(receipt.position)[3])
-        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                     (state[:20], receipt.position))
-    finally:
-        attacker.close()
+    _cut_short(store_url, receipt.position)
     stop = threading.Event()
     worker_ledger = type(ledger)(store_url)
     worker = threading.Thread(target=run_worker, args=(worker_ledger,),
@@ -512,13 +515,7 @@ def test_the_worker_folds_the_events_ahead_of_a_damaged_one_in_the_same_page(
     before, damaged, after = [
         ledger.report_progress(agency("T-B"), small["2"], summary=f"Quý {n}", occurrence="2021")
         for n in (2, 3, 4)]
-    attacker = Attacker(store_url)
-    try:
-        state = bytes(attacker.row(damaged.position)[3])
-        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                     (state[:20], damaged.position))
-    finally:
-        attacker.close()
+    _cut_short(store_url, damaged.position)
     runner = Runner(type(ledger)(store_url))
     try:
         with pytest.raises(UnreadableEvent, match=f"at position {damaged.position}"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -160,11 +160,19 @@ class Attacker:
 
     # -- tampering with events ---------------------------------------------------------------
 
-    def edit_byte(self, position: int, index: int, xor: int) -> None:
-        state = bytearray(self.row(position)[3])
-        state[index % len(state)] ^= xor
+    def rewrite(self, position: int, change: Callable[[bytes], bytes]) -> None:
+        """Replace the stored event's state by ``change`` of it."""
+        state = bytes(self.row(position)[3])
         self.sql(f"UPDATE {self.events} SET state = %s WHERE {self.pos} = %s",
-                 (bytes(state), position))
+                 (change(state), position))
+
+    def edit_byte(self, position: int, index: int, xor: int) -> None:
+        def flip(state: bytes) -> bytes:
+            edited = bytearray(state)
+            edited[index % len(edited)] ^= xor
+            return bytes(edited)
+
+        self.rewrite(position, flip)
 
     def delete(self, position: int) -> None:
         self.sql(f"DELETE FROM {self.events} WHERE {self.pos} = %s", (position,))

@@ -218,10 +218,8 @@ def test_an_event_whose_recorded_time_was_edited_away_is_exported_and_reported(
     import_plan(ledger)
     attacker = Attacker(store_url)
     try:
-        state = bytes(attacker.row(5)[3])
-        assert b'"_data_"' in state
-        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                     (state.replace(b'"_data_"', b'"_dXta_"', 1), 5))
+        assert b'"_data_"' in bytes(attacker.row(5)[3])
+        attacker.rewrite(5, lambda state: state.replace(b'"_data_"', b'"_dXta_"', 1))
     finally:
         attacker.close()
     bundle = tmp_path / "tampered.zip"

@@ -116,12 +116,6 @@ def test_replay_and_diff(run):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-def _rewrite(attacker: Attacker, position: int, change) -> None:
-    state = bytes(attacker.row(position)[3])
-    attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                 (change(state), position))
-
-
 def _json_edit(edit):
     def change(state: bytes) -> bytes:
         data = orjson.loads(state)
@@ -156,7 +150,7 @@ def test_a_row_that_no_longer_reads_stops_every_reader_at_it_with_exit_4(run, st
     change, why, commands = DAMAGES[damage]
     attacker = Attacker(store_url)
     try:
-        _rewrite(attacker, 60, change)
+        attacker.rewrite(60, change)
     finally:
         attacker.close()
     assert ok(run("events", "--after", "40", "--limit", "19")).stdout.count("Task.Assigned")

@@ -125,9 +125,7 @@ def test_as_of_a_moment_before_a_damaged_row_is_still_answered(ledger, clock, st
                                   date(2022, 6, 20)).position
     attacker = Attacker(store_url)
     try:
-        state = bytes(attacker.row(damaged)[3])
-        attacker.sql(f"UPDATE {attacker.events} SET state = %s WHERE {attacker.pos} = %s",
-                     (state[:30], damaged))
+        attacker.rewrite(damaged, lambda state: state[:30])
     finally:
         attacker.close()
     ledger = type(ledger)(store_url)  # nothing cached from the writing
