@@ -375,8 +375,8 @@ class ReadModels:
             links, tasks = _agency_links(cur, snap, via, owing_on)
             # Read every occurrence in full, once, when all may be rendered (no limit, or no
             # more tasks than a page); else judge on a few columns and read the page's later.
-            # The occurrences are asked for by the task ids just read (one array parameter):
-            # a subquery over the links scanned the agency's link versions a second time.
+            # The occurrences are asked for by the task ids just read (``select_in``): a
+            # subquery over the links scanned the agency's link versions a second time.
             whole = limit is None or len(tasks) <= limit
             if whole:
                 judging = _obl_occurrences(

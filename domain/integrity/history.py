@@ -119,8 +119,8 @@ class Replayer:
         self.aggregates: dict[UUID, Any] = {}
         self.position = 0  # last position folded
         self.ledger_time: datetime | None = None  # running maximum of recorded times
-        # Read but not yet folded, last first; each decoded only when reached (below).
-        self._buffer: list[Any] = []
+        self._buffer: list[Any] = []  # notifications read, not yet decoded, last first
+        self._head: tuple[Any, Any] | None = None  # the next (notification, event) to fold
         self._read_upto = 0
         self._exhausted = False
 
@@ -128,6 +128,8 @@ class Replayer:
         """The next (notification, event) to fold. Events are decoded one at a time, when
         reached: a row that no longer reads (UnreadableEvent) then stops only the replays
         that need it, and "as of" a moment before the damage is still answered."""
+        if self._head is not None:
+            return self._head
         if not self._buffer and not self._exhausted:
             page = self.ledger.recorder.select_notifications(
                 start=self._read_upto, limit=PAGE, inclusive_of_start=False)
@@ -140,10 +142,9 @@ class Replayer:
                     self.progress(len(page))
         if not self._buffer:
             return None
-        head = self._buffer[-1]
-        if type(head) is not tuple:
-            head = self._buffer[-1] = (head, self.ledger.mapper.to_domain_event(head))
-        return head
+        event = self.ledger.mapper.to_domain_event(self._buffer[-1])  # a damaged row stays
+        self._head = (self._buffer.pop(), event)
+        return self._head
 
     def steps(self, until: datetime | None) -> Iterator[Step]:
         """Fold up to ``until``, yielding each event with its entity before and after."""
@@ -165,7 +166,7 @@ class Replayer:
             notification, event = item
             if until is not None and event.timestamp > until:
                 return  # ledger time has passed the moment: the prefix ends here
-            self._buffer.pop()
+            self._head = None
             current = self.aggregates.get(event.originator_id)
             before = entity_state(current) if (record and current is not None) else None
             aggregate = event.mutate(current)
