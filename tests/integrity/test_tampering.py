@@ -6,7 +6,8 @@ the same position."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -14,11 +15,13 @@ from hypothesis import strategies as st
 
 from domain.application import Ledger, read_journal
 from domain.errors import UnreadableEvent
+from domain.ids import agency_id
 from domain.integrity import make_checkpoint, verify_ledger
 from domain.integrity.bundle import export_bundle, verify_bundle
 from domain.integrity.history import state_as_of, walk_history
 from domain.integrity.verify import Kind
 from projections.runner import Runner
+from tests.behaviour.helpers import OPERATOR
 from tests.conftest import FakeClock
 from tests.integrity.helpers import Attacker, LedgerBuilder, operations
 
@@ -187,3 +190,28 @@ def test_replays_of_an_edited_store_answer_or_name_the_damage(fresh_url, signing
     finally:
         attacker.close()
         ledger.close()
+
+
+def test_a_process_that_cached_the_entity_before_its_row_was_edited_still_writes(
+        ledger, store_url, clock, signing_key):
+    """The decision in docs/integrity.md ("A row that no longer reads"): a command reads only
+    the newer events of an entity it holds in its cache, so it still succeeds where a freshly
+    started process stops at the edited row; the edit stays a finding of verification."""
+    builder = LedgerBuilder(ledger, clock, signing_key)
+    builder.apply([("head", 1)])  # appoints a head of T-S0: the ledger now caches T-S0
+    attacker = Attacker(store_url)
+    try:
+        registered = next(p for p in attacker.positions()
+                          if UUID(str(attacker.row(p)[0])) == agency_id("T-S0"))
+        attacker.rewrite(registered, lambda state: state[:40])  # no longer JSON
+        fresh = Ledger(store_url, clock=clock)
+        try:
+            with pytest.raises(UnreadableEvent, match=r"Registered, .* v1\) cannot be read"):
+                fresh.record_head_left(OPERATOR, "T-S0", "Nguyễn Văn 1", date(2021, 9, 1))
+        finally:
+            fresh.close()
+        ledger.record_head_left(OPERATOR, "T-S0", "Nguyễn Văn 1", date(2021, 9, 1))
+        report = verify_ledger(ledger)
+        assert (report.first.position, report.first.kind) == (registered, Kind.EDITED)
+    finally:
+        attacker.close()
