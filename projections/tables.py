@@ -81,6 +81,12 @@ class TableSpec:
     def all_columns(self) -> tuple[str, ...]:
         return (*self.key, *self.columns, *VERSION_COLUMNS)
 
+    @property
+    def copy_types(self) -> list[str]:
+        """PostgreSQL's type of each of ``all_columns``, for a binary COPY."""
+        ints = self.int_columns | {"from_pos", "to_pos"}
+        return ["int8" if column in ints else "text" for column in self.all_columns]
+
     def physical(self, generation: int) -> str:
         return f"{self.name}_g{generation}"
 
@@ -209,8 +215,12 @@ def insert_rows(cur: Cursor, db: Db, spec: TableSpec, generation: int,
     name = db.name(spec.physical(generation))
     columns = spec.all_columns
     if db.dialect == "postgres" and len(rows) >= 32:
-        # COPY is several times faster than batched INSERTs for a rebuild's big pages.
-        with cur.raw.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+        # COPY is several times faster than batched INSERTs for a rebuild's big pages; in
+        # binary format psycopg sends each text as it is and each integer as 8 bytes, where
+        # the text format had it escape and format every value (half of its CPU).
+        with cur.raw.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+                          ) as copy:
+            copy.set_types(spec.copy_types)
             for row in rows:
                 copy.write_row(row)
         return
