@@ -26,6 +26,7 @@ import orjson
 from projections.db import Cursor, Db
 
 VERSION_COLUMNS = ("from_pos", "to_pos", "from_time", "to_time")
+_INT_VERSION_COLUMNS = frozenset({"from_pos", "to_pos"})
 BEGINNING = "0001-01-01T00:00:00.000000Z"  # ledger time before the first event
 
 Key = tuple[Any, ...]
@@ -81,11 +82,14 @@ class TableSpec:
     def all_columns(self) -> tuple[str, ...]:
         return (*self.key, *self.columns, *VERSION_COLUMNS)
 
+    def is_int(self, column: str) -> bool:
+        """Whether ``column`` (of ``all_columns``) holds integers; every other is TEXT."""
+        return column in self.int_columns or column in _INT_VERSION_COLUMNS
+
     @property
     def copy_types(self) -> list[str]:
         """PostgreSQL's type of each of ``all_columns``, for a binary COPY."""
-        ints = self.int_columns | {"from_pos", "to_pos"}
-        return ["int8" if column in ints else "text" for column in self.all_columns]
+        return ["int8" if self.is_int(column) else "text" for column in self.all_columns]
 
     def physical(self, generation: int) -> str:
         return f"{self.name}_g{generation}"
@@ -105,12 +109,12 @@ class TableSpec:
         name = db.name(table)
 
         def column(col: str, not_null: bool = False) -> str:
-            kind = db.bigint if col in self.int_columns else "TEXT"
+            kind = db.bigint if self.is_int(col) else "TEXT"
             return f"{col} {kind}{' NOT NULL' if not_null else ''}"
 
         columns = [column(c, True) for c in self.key] + [column(c) for c in self.columns]
-        columns += [f"from_pos {db.bigint} NOT NULL", f"to_pos {db.bigint}",
-                    "from_time TEXT NOT NULL", "to_time TEXT"]
+        columns += [column("from_pos", True), column("to_pos"),
+                    column("from_time", True), column("to_time")]
         statements = [
             f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
             f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
