@@ -41,20 +41,31 @@ def obligations_on(
     """Each occurrence that exists on ``on`` (plus the next one ahead) with its status; a task
     without a due date (standing, or conditional still waiting for its trigger) yields one
     row without an occurrence."""
+    if (deadline.kind is DeadlineKind.STANDING or deadline.is_dormant
+            or judged_on_once(deadline, occurrences)):
+        # Most tasks fall due once: the listing below would give this one row, at a cost
+        # that a read model judging thousands of tasks per query feels.
+        return _obligation_on_once(deadline, assigned_on=assigned_on,
+                                   cancelled_on=cancelled_on, occurrence=occurrences.get(ONCE),
+                                   on=on)
+    return listed_obligations(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
+                              occurrences=occurrences, on=on)
+
+
+def _obligation_on_once(deadline: Deadline, *, assigned_on: date, cancelled_on: date | None,
+                        occurrence: OccurrenceState | None, on: date
+                        ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """``obligations_on`` of a task without a due date, or of one that ``judged_on_once``
+    holds for, given its one stored occurrence (None: nothing has happened to it yet)."""
     if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
         status = undated_status(
             dormant=deadline.is_dormant, on=on, assigned_on=assigned_on,
             cancelled_on=cancelled_on, completed_on=None,
         )
         return [(None, status)]
-    if judged_on_once(deadline, occurrences):
-        # Most tasks fall due once: the listing below would give this one row, at a cost
-        # that a read model judging thousands of tasks per query feels.
-        occ = occurrences.get(ONCE) or fresh_occurrence(deadline, ONCE)
-        return [(occ, occurrence_status(occ, on, assigned_on=assigned_on,
-                                        cancelled_on=cancelled_on))]
-    return listed_obligations(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
-                              occurrences=occurrences, on=on)
+    occ = occurrence or fresh_occurrence(deadline, ONCE)
+    return [(occ, occurrence_status(occ, on, assigned_on=assigned_on,
+                                    cancelled_on=cancelled_on))]
 
 
 def owed_on(deadline: Deadline, *, assigned_on: date, on: date, **facts: Any
@@ -67,6 +78,19 @@ def owed_on(deadline: Deadline, *, assigned_on: date, on: date, **facts: Any
     if on < assigned_on:
         return []
     return obligations_on(deadline, assigned_on=assigned_on, on=on, **facts)
+
+
+def owed_once_on(deadline: Deadline, *, assigned_on: date, cancelled_on: date | None,
+                 occurrence: OccurrenceState | None, on: date
+                 ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """``owed_on`` of a task that ``judged_on_once`` holds for (or one without a due date),
+    given its one stored occurrence instead of all of them: a read model that keeps that
+    occurrence beside the task judges thousands of such tasks per query without building a
+    mapping for each."""
+    if on < assigned_on:
+        return []
+    return _obligation_on_once(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
+                               occurrence=occurrence, on=on)
 
 
 def settled_on(

@@ -22,11 +22,10 @@ import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from itertools import chain
 from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -53,7 +52,7 @@ from domain.clock import local_date
 from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.errors import UnknownAgency, UnknownDirective, UnknownTask, ValidationError
 from domain.ids import agency_id, task_id
-from domain.obligations import owed_on
+from domain.obligations import owed_on, owed_once_on
 from domain.persistence.transcodings import DeadlineAsDict
 from domain.rules import OccurrenceState, TaskStatus, days_overdue
 from projections import registry
@@ -381,11 +380,10 @@ class ReadModels:
             if whole:
                 judging = _obl_occurrences(
                     snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
-            else:  # the occurrences of tasks whose links carry them are not read again
+            else:  # the tasks whose links carry their occurrence are judged from the links
                 others = [tid for tid, task in tasks.items() if not task["inline"]]
-                judging = _judged_occurrences(chain(
-                    snap.select_in(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id", others),
-                    _inline_occurrence_rows(tasks)))
+                judging = _judged_occurrences(
+                    snap.select_in(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id", others))
             judged = []
             statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
             linked_twice = False
@@ -395,7 +393,8 @@ class ReadModels:
                     continue
                 how = via[code]
                 if tid not in statuses:  # a task linked twice (lead and via a group) once
-                    statuses[tid] = _judge(task, judging.get(tid, {}), day)
+                    statuses[tid] = (_judge_inline(task, day) if task["inline"]
+                                     else _judge(task, judging.get(tid, {}), day))
                 else:
                     linked_twice = True
                 for occ, status in statuses[tid]:
@@ -697,16 +696,6 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
             _obl_tasks(first.values(), _LINKED_TASK_COLUMNS))
 
 
-def _inline_occurrence_rows(tasks: Mapping[str, Mapping[str, Any]]
-                            ) -> Iterator[tuple[Any, ...]]:
-    """The stored occurrence of each task whose links carry it (``inline``; a standing or
-    dormant task has none), as ``_OCC_JUDGE_COLUMNS`` rows read from ``obl_occurrence``."""
-    for tid, task in tasks.items():
-        if task["inline"] and task["once_original_due"] is not None:
-            yield (tid, ONCE, task["once_original_due"], task["once_due_on"],
-                   task["once_lateness_due"], task["once_completed_on"])
-
-
 @lru_cache(maxsize=4096)
 def _deadline(text: str) -> Deadline:
     """Decoded once per distinct stored deadline (few tasks have one of their own; Deadline
@@ -750,12 +739,17 @@ def _judged_occurrences(rows: Iterable[tuple[Any, ...]]) -> dict[str, Known]:
     """Stored occurrences by task id and key, with only ``_OCC_JUDGE_COLUMNS`` filled in
     (and no other columns beside them)."""
     out: dict[str, dict[str, tuple[OccurrenceState, Mapping[str, Any]]]] = defaultdict(dict)
-    fromiso = date.fromisoformat
-    for tid, key, original_due, due_on, lateness_due, completed_on in rows:
-        out[tid][key] = (OccurrenceState(
-            key, fromiso(original_due), fromiso(due_on), fromiso(lateness_due),
-            completed_on=None if completed_on is None else fromiso(completed_on)), _NOTHING)
+    for tid, key, *judging in rows:
+        out[tid][key] = (_judging_state(key, *judging), _NOTHING)
     return out
+
+
+def _judging_state(key: str, original_due: str, due_on: str, lateness_due: str,
+                   completed_on: str | None) -> OccurrenceState:
+    """An occurrence from its stored ``OCCURRENCE_JUDGING`` columns (the rest left empty)."""
+    fromiso = date.fromisoformat
+    return OccurrenceState(key, fromiso(original_due), fromiso(due_on), fromiso(lateness_due),
+                           completed_on=None if completed_on is None else fromiso(completed_on))
 
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -791,6 +785,18 @@ def _judge(task: Mapping[str, Any], known: Known, day: date
     states = {key: occ for key, (occ, _) in known.items()}
     return owed_on(task["deadline"], assigned_on=task["assigned_on"],
                    cancelled_on=task["cancelled_on"], occurrences=states, on=day)
+
+
+def _judge_inline(task: Mapping[str, Any], day: date
+                  ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """``_judge`` of a task whose links carry its one stored occurrence, if any (``inline``:
+    its ``once_*`` columns), so that no occurrence is read for it."""
+    original_due = task["once_original_due"]
+    occ = None if original_due is None else _judging_state(
+        ONCE, original_due, task["once_due_on"], task["once_lateness_due"],
+        task["once_completed_on"])
+    return owed_once_on(task["deadline"], assigned_on=task["assigned_on"],
+                        cancelled_on=task["cancelled_on"], occurrence=occ, on=day)
 
 
 def _task_obligations(task: Mapping[str, Any], known: Known, day: date

@@ -224,6 +224,22 @@ def test_a_settled_task_owes_nothing_open_from_that_day_on(task, later):
                                 TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE}
 
 
+@settings(max_examples=400, deadline=None)
+@given(task=settling_tasks(), day=days)
+def test_judging_a_task_due_once_by_its_one_occurrence_equals_judging_all_it_holds(task, day):
+    """The read model judges a task that ``judged_on_once`` holds for from the one occurrence
+    its links carry (``owed_once_on``), every other task from all its stored occurrences."""
+    from domain.obligations import judged_on_once, owed_on, owed_once_on
+
+    if not judged_on_once(task["deadline"], task["occurrences"]):
+        return
+    facts = {"assigned_on": task["assigned_on"], "cancelled_on": task["cancelled_on"],
+             "on": day}
+    assert owed_once_on(task["deadline"], occurrence=task["occurrences"].get("once"),
+                        **facts) == owed_on(task["deadline"],
+                                            occurrences=task["occurrences"], **facts)
+
+
 def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
     from domain.obligations import settled_on
 
