@@ -29,10 +29,28 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent.parent
+
+
+def as_of_questions(ledger: Any, models: Any, count: int, rng: random.Random
+                    ) -> tuple[list[tuple[str, int]], dict[int, datetime]]:
+    """Benchmark 5's questions: (lead agency, position) at random, the positions in the
+    second half of the history, and the moment each position was recorded. (Here, not in
+    bench_projections, so that a child asking with an older checkout's code draws them
+    the same way.)"""
+    last = ledger.recorder.max_notification_id() or 0
+    agencies = [row["agency"] for row in models.obligation_counts()["agencies"]]
+    positions = [rng.randint(last // 2, last) for _ in range(count)]
+    asked = [(rng.choice(agencies), p) for p in positions]
+    moments = {p: ledger.mapper.to_domain_event(
+        ledger.recorder.select_notifications(start=p, limit=1)[0]).timestamp
+        for p in set(positions)}
+    return asked, moments
 
 
 def ask(tree: str, url: str, questions: int, seed: int, whole: bool) -> dict[str, object]:
@@ -47,18 +65,11 @@ def ask(tree: str, url: str, questions: int, seed: int, whole: bool) -> dict[str
     if not Path(queries.__file__).resolve().is_relative_to(Path(tree).resolve()):
         raise RuntimeError(f"imported {queries.__file__}, not {tree}'s code")
 
-    rng = random.Random(seed)
     ledger = Ledger(url)
     try:
         models = ReadModels(ledger)
-        last = ledger.recorder.max_notification_id() or 0
-        agencies = [row["agency"] for row in models.obligation_counts()["agencies"]]
-        positions = [rng.randint(last // 2, last) for _ in range(questions)]
-        asked = [(rng.choice(agencies), p) for p in positions]
-        moments = {p: ledger.mapper.to_domain_event(
-            ledger.recorder.select_notifications(start=p, limit=1)[0]).timestamp
-            for p in set(positions)}
-        models.obligations(asked[0][0], as_of=moments[positions[0]])  # warm up
+        asked, moments = as_of_questions(ledger, models, questions, random.Random(seed))
+        models.obligations(asked[0][0], as_of=moments[asked[0][1]])  # warm up
         digest, latencies = hashlib.sha256(), []
         with rarer_full_collections():  # as a server process and benchmark 5 ask
             for agency, p in asked:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.as_of_ab import as_of_questions
 from benchmarks.bench_store import raw_select_decode
 from benchmarks.common import Row, library_mapper, percentile, rate
 from domain.application import Ledger
@@ -88,11 +89,6 @@ def _watch_peaks(proc: subprocess.Popen[bytes], peaks: dict[int, int]) -> None:
         time.sleep(0.1)
 
 
-def _event_at(ledger: Ledger, position: int) -> Any:
-    notification = ledger.recorder.select_notifications(start=position, limit=1)[0]
-    return ledger.mapper.to_domain_event(notification)
-
-
 def _replay_until(ledger: Ledger, stop: int, page: int = 5000) -> float:
     """The floor of answering "as of T" without read models: select and decode every event
     up to T's position (folding them would only add to it), with the library's mapper."""
@@ -141,15 +137,11 @@ def as_of_query(url: str, *, queries: int = 300, replays: int = 5, seed: int = 7
     run with Python's collector set as in a server process (``rarer_full_collections``):
     with the default settings, full collections walking the objects a query holds were a
     fifth of its time."""
-    rng = random.Random(seed)
     ledger = Ledger(url)
     try:
         models = ReadModels(ledger)
-        last = ledger.recorder.max_notification_id() or 0
-        agencies = [row["agency"] for row in models.obligation_counts()["agencies"]]
-        positions = [rng.randint(last // 2, last) for _ in range(queries)]
-        questions = [(rng.choice(agencies), p) for p in positions]
-        moments = {p: _event_at(ledger, p).timestamp for p in set(positions)}
+        questions, moments = as_of_questions(ledger, models, queries, random.Random(seed))
+        positions = [p for _, p in questions]
         models.obligations(questions[0][0], as_of=moments[positions[0]])  # warm up
         with rarer_full_collections():  # the baseline too: the same process, the same settings
             timings = _timed_questions(models, questions, moments, (page, None))
