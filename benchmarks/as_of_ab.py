@@ -32,7 +32,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -87,13 +86,6 @@ def ask(tree: str, url: str, questions: int, seed: int, whole: bool) -> dict[str
             "mean": statistics.fmean(latencies) * 1000, "answers": digest.hexdigest()[:16]}
 
 
-def store_url(schema: str) -> str:
-    base = urlsplit(os.environ.get("LEDGER_BENCH_POSTGRES_URL",
-                                   "postgresql://postgres@127.0.0.1:5432/ledger_bench"))
-    query = f"{base.query}&schema={schema}" if base.query else f"schema={schema}"
-    return urlunsplit(base._replace(query=query))
-
-
 def prepare_store(schema: str, events: int, seed: int) -> str:
     """The kept store of ``events`` synthetic events with its projections rebuilt; made
     (import, then ``ledger rebuild --all``) when the schema holds none yet."""
@@ -101,10 +93,10 @@ def prepare_store(schema: str, events: int, seed: int) -> str:
 
     sys.path.insert(0, str(HERE))
     from benchmarks.bench_import import fill
-    from benchmarks.common import PG_URL, ensure_database
+    from benchmarks.common import PG_URL, ensure_database, schema_url
 
     ensure_database()
-    url = store_url(schema)
+    url = schema_url(schema)
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         ready = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
                              "AND table_name LIKE 'obl_task_agency_g%%'", (schema,)).fetchone()

@@ -43,6 +43,13 @@ def ensure_database() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def schema_url(schema: str) -> str:
+    """The ledger URL of ``schema`` in the benchmarks' database."""
+    base = urlsplit(PG_URL)
+    query = f"{base.query}&schema={schema}" if base.query else f"schema={schema}"
+    return urlunsplit(base._replace(query=query))
+
+
 @contextmanager
 def fresh_schema(prefix: str = "b") -> Iterator[str]:
     """A new schema; yields the ledger URL that selects it; dropped afterwards."""
@@ -50,10 +57,8 @@ def fresh_schema(prefix: str = "b") -> Iterator[str]:
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    base = urlsplit(PG_URL)
-    query = f"{base.query}&schema={schema}" if base.query else f"schema={schema}"
     try:
-        yield urlunsplit(base._replace(query=query))
+        yield schema_url(schema)
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
