@@ -80,7 +80,7 @@ def verify_ledger(ledger: Any, *, from_position: int = 1,
         before = reader.chain_entry_before(from_position) if from_position > 1 else None
         if total is not None:
             total(_count_from(reader, from_position))
-        walk(reader.events(from_position, ahead=True), reader.chain(from_position, ahead=True),
+        walk(reader.events(from_position, ahead=True), reader.chain(from_position),
              start_hash=before[1] if before else GENESIS,
              checkpoints=[c for c in valid if c.position >= from_position],
              locator=reader, report=report, progress=progress)
@@ -117,7 +117,7 @@ def make_checkpoint(ledger: Any, key: Ed25519PrivateKey, *, at: datetime | None 
                 return None  # (a forged checkpoint further on does not stop us signing)
             report = Report(from_position=(anchor.position + 1) if anchor else 1)
             walk(reader.events(report.from_position, head[0], ahead=True),
-                 reader.chain(report.from_position, head[0], ahead=True),
+                 reader.chain(report.from_position, head[0]),
                  start_hash=anchor.head if anchor else GENESIS, checkpoints=[],
                  locator=reader, report=report)
             if not report.ok:
