@@ -419,7 +419,7 @@ class ReadModels:
             answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
                 "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(j.status for j in judged), "obligations": _json_rows(rows),
+                "counts": _counts(j.status for j in judged), "obligations": rows,
             }
             if limit is not None or offset:
                 answer["page"] = {"offset": offset, "limit": limit, "total": len(judged)}
@@ -453,15 +453,17 @@ class ReadModels:
             rows = []
             for tid in tasks:
                 rows += _task_obligations(tasks[tid], occurrences.get(tid, {}), day)
-            rows.sort(key=lambda r: (_ordinal_key(r["ordinal"]), r["original_due"] or date.max))
+            # (ISO dates order as the days do; an obligation without one comes last)
+            rows.sort(key=lambda r: (_ordinal_key(r["ordinal"]), r["original_due"] is None,
+                                     r["original_due"] or ""))
             by_lead: dict[str, Counter[str]] = defaultdict(Counter)
             for row in rows:
-                by_lead[row["lead"]][row["status"].value] += 1
+                by_lead[row["lead"]][row["status"]] += 1
             return {
                 "directive": info, "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(r["status"] for r in rows),
+                "counts": dict(sorted(Counter(r["status"] for r in rows).items())),
                 "by_lead": {lead: dict(sorted(c.items())) for lead, c in sorted(by_lead.items())},
-                "obligations": _json_rows(rows),
+                "obligations": rows,
             }
 
         return self._read(read, long=True)
@@ -808,19 +810,19 @@ def _task_obligations(task: Mapping[str, Any], known: Known, day: date
 
 def _obligation_row(task: Mapping[str, Any], occ: OccurrenceState | None, status: TaskStatus,
                     known: Known, day: date) -> dict[str, Any]:
+    """One obligation as the API and the CLI show it, ready for JSON (dates as ISO text, the
+    status with its Vietnamese label): a page renders hundreds, so in one pass."""
     deadline: Deadline = task["deadline"]
     extra = known[occ.key][1] if occ is not None and occ.key in known else None
-    return {
+    cancelled_on = task["cancelled_on"]
+    row = {
         "task_id": task["task_id"], "directive_id": task["directive_id"],
         "directive_number": task["directive_number"], "ordinal": task["ordinal"],
         "reference": f"{task['directive_number']}#{task['ordinal']}",
         "content": task["content"], "deliverable": task["deliverable"],
         "lead": task["lead"], "coordinating": task["coordinating"],
         "deadline_text": deadline.text, "deadline_kind": deadline.kind.value,
-        "occurrence": occ.key if occ else None,
-        "original_due": occ.original_due if occ else None,
-        "due_on": occ.due_on if occ else None,
-        "lateness_due": occ.lateness_due if occ else None,
+        "occurrence": None, "original_due": None, "due_on": None, "lateness_due": None,
         "extended": bool(extra and extra["extensions_granted"]),
         "extensions": {
             "requested": extra["extensions_requested"] if extra else 0,
@@ -828,16 +830,23 @@ def _obligation_row(task: Mapping[str, Any], occ: OccurrenceState | None, status
             "rejected": extra["extensions_rejected"] if extra else 0,
             "pending_due": extra["pending_extension_due"] if extra else None,
         },
-        "status": status,
-        "days_overdue": days_overdue(occ, day) if occ and status in (
-            TaskStatus.OVERDUE, TaskStatus.DONE_LATE) else 0,
-        "completed_on": occ.completed_on if occ else None,
-        "pending_completion_on": occ.pending_completion_on if occ else None,
-        "rejected_completions": occ.rejected_completions if occ else 0,
+        "status": status.value, "status_label": status.label_vi, "days_overdue": 0,
+        "completed_on": None, "pending_completion_on": None, "rejected_completions": 0,
         "progress_reports": task["progress_reports"],
         "last_progress": task["last_progress"],
-        "cancelled_on": task["cancelled_on"],
+        "cancelled_on": None if cancelled_on is None else cancelled_on.isoformat(),
     }
+    if occ is not None:
+        row.update(
+            occurrence=occ.key, original_due=occ.original_due.isoformat(),
+            due_on=occ.due_on.isoformat(), lateness_due=occ.lateness_due.isoformat(),
+            completed_on=None if occ.completed_on is None else occ.completed_on.isoformat(),
+            pending_completion_on=None if occ.pending_completion_on is None
+            else occ.pending_completion_on.isoformat(),
+            rejected_completions=occ.rejected_completions)
+        if status is TaskStatus.OVERDUE or status is TaskStatus.DONE_LATE:
+            row["days_overdue"] = days_overdue(occ, day)
+    return row
 
 
 _ROLE_RANK = {"lead": 0, "coordinating": 1, "group_lead": 2, "group_coordinating": 3}
@@ -892,23 +901,6 @@ def _ordinal_key(ordinal: str) -> tuple:
 def _counts(statuses: Iterable[TaskStatus]) -> dict[str, int]:
     counts = Counter(status.value for status in statuses)
     return dict(sorted(counts.items()))
-
-
-def _json_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for row in rows:
-        item = {}
-        for key, value in row.items():
-            kind = type(value)
-            if kind is date or kind is datetime:
-                item[key] = value.isoformat()
-            elif kind is TaskStatus:
-                item[key] = value.value
-                item["status_label"] = value.label_vi
-            else:
-                item[key] = value
-        out.append(item)
-    return out
 
 
 # -- accountability helpers ------------------------------------------------------------------
