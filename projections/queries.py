@@ -58,6 +58,7 @@ from domain.rules import OccurrenceState, TaskStatus, days_overdue
 from projections import registry
 from projections.audit import apply_changes, entity_steps, unflatten
 from projections.base import Projection, chunks
+from projections.collector_pause import collection_paused
 from projections.db import Cursor, Db
 from projections.obligations import LINK_JUDGING, OCCURRENCE_JUDGING
 from projections.runner import (
@@ -172,10 +173,12 @@ class ReadModels:
     def _read(self, fn: Callable[[Cursor], T], *, long: bool = False) -> T:
         """Run a query in one read transaction; once more if a rebuild dropped the generation
         it had just resolved (the grace period makes that rare). ``long``: a query that
-        judges rows in Python between its statements (see ``Db.read``)."""
+        judges rows in Python between its statements (see ``Db.read``), with Python's
+        automatic collection paused meanwhile (``collection_paused``)."""
         for attempt in (1, 2):
             try:
-                with self.db.read(long=long) as cur:
+                with (collection_paused() if long else contextlib.nullcontext()), \
+                        self.db.read(long=long) as cur:
                     return fn(cur)
             except PersistenceError as exc:
                 text = str(exc).lower()
