@@ -42,6 +42,16 @@ class FakeClock:
         self.now += timedelta(**kwargs)
 
 
+class MonotonicClock:
+    """A ``time.monotonic`` under test control: seconds, moved by setting ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -9,6 +9,7 @@ import pytest
 
 from projections import collector_pause
 from projections.collector_pause import MAX_PAUSE, collection_paused
+from tests.conftest import MonotonicClock
 
 
 @pytest.fixture(autouse=True)
@@ -20,14 +21,6 @@ def collector_on():
     (gc.enable if was else gc.disable)()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_paused_inside_and_resumed_after():
     with collection_paused():
         assert not gc.isenabled()
@@ -35,7 +28,7 @@ def test_paused_inside_and_resumed_after():
 
 
 def test_resumed_only_when_the_last_overlapping_query_ends():
-    clock = Clock()
+    clock = MonotonicClock()
     first, second = collection_paused(clock), collection_paused(clock)
     first.__enter__()
     second.__enter__()
@@ -46,7 +39,7 @@ def test_resumed_only_when_the_last_overlapping_query_ends():
 
 
 def test_resumed_after_max_pause_under_a_stream_of_overlapping_queries():
-    clock = Clock()
+    clock = MonotonicClock()
     running = collection_paused(clock)
     running.__enter__()
     with collection_paused(clock):

@@ -6,25 +6,18 @@ from __future__ import annotations
 import gc
 
 from projections.runner import PacedCollector
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import MonotonicClock
 
 
 def test_automatic_collection_is_off_inside_and_restored_after():
     assert gc.isenabled()
-    with PacedCollector(clock=Clock()):
+    with PacedCollector(clock=MonotonicClock()):
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
 def test_a_full_collection_when_idle_long_enough_or_busy_too_long():
-    clock = Clock()
+    clock = MonotonicClock()
     with PacedCollector(idle_every=60, busy_every=600, clock=clock) as collector:
         clock.now += 59
         collector.after_round(0)  # idle, but a full collection ran less than a minute ago
@@ -51,7 +44,7 @@ def test_cycles_left_by_a_round_are_freed_by_a_later_full_collection():
     def cycles() -> int:
         return sum(type(o) is Node for o in gc.get_objects())
 
-    clock = Clock()
+    clock = MonotonicClock()
     with PacedCollector(idle_every=60, clock=clock) as collector:
         node = Node()  # a cycle: reference counting alone never frees it
         gc.collect()  # it survives into the oldest generation, like a cached entity
