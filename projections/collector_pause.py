@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 MAX_PAUSE = 1.0  # seconds
@@ -30,7 +30,7 @@ _paused_at: float | None = None  # when we paused it (None: not paused by us)
 
 
 @contextmanager
-def collection_paused(clock=time.monotonic) -> Iterator[None]:
+def collection_paused(clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
     global _running, _paused_at
     with _lock:
         if _running == 0 and gc.isenabled():
