@@ -422,7 +422,7 @@ class ReadModels:
             answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
                 "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(j.status for j in judged), "obligations": rows,
+                "counts": _counts(j.status.value for j in judged), "obligations": rows,
             }
             if limit is not None or offset:
                 answer["page"] = {"offset": offset, "limit": limit, "total": len(judged)}
@@ -464,7 +464,7 @@ class ReadModels:
                 by_lead[row["lead"]][row["status"]] += 1
             return {
                 "directive": info, "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": dict(sorted(Counter(r["status"] for r in rows).items())),
+                "counts": _counts(r["status"] for r in rows),
                 "by_lead": {lead: dict(sorted(c.items())) for lead, c in sorted(by_lead.items())},
                 "obligations": rows,
             }
@@ -901,9 +901,9 @@ def _ordinal_key(ordinal: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in ordinal.replace("#", ".").split("."))
 
 
-def _counts(statuses: Iterable[TaskStatus]) -> dict[str, int]:
-    counts = Counter(status.value for status in statuses)
-    return dict(sorted(counts.items()))
+def _counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many obligations have each status (``TaskStatus`` values), by status name."""
+    return dict(sorted(Counter(statuses).items()))
 
 
 # -- accountability helpers ------------------------------------------------------------------
