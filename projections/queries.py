@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
@@ -384,7 +384,7 @@ class ReadModels:
                 judging = _obl_occurrences(
                     snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
             else:  # the tasks whose links carry their occurrence are judged from the links
-                others = [tid for tid, task in tasks.items() if not task["inline"]]
+                others = [tid for tid, task in tasks.items() if not task.inline]
                 judging = _judged_occurrences(
                     snap.select_in(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id", others))
             judged = []
@@ -396,8 +396,9 @@ class ReadModels:
                     continue
                 how = via[code]
                 if tid not in statuses:  # a task linked twice (lead and via a group) once
-                    statuses[tid] = (_judge_inline(task, day) if task["inline"]
-                                     else _judge(task, judging.get(tid, {}), day))
+                    statuses[tid] = (_judge_inline(task, day) if task.inline
+                                     else _judge(task.deadline, task.assigned_on,
+                                                 task.cancelled_on, judging.get(tid, {}), day))
                 else:
                     linked_twice = True
                 for occ, status in statuses[tid]:
@@ -412,12 +413,12 @@ class ReadModels:
                 judged = _best_role_per_obligation(judged)
             judged.sort(key=_Judged.order)
             shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
-            page_tasks = {j.task["task_id"] for j in shown}
+            page_tasks = {j.task.task_id for j in shown}
             details = _obl_tasks(snap.select_in(cur, "obl_task", _PAGE_COLUMNS, "task_id",
                                                 page_tasks), _PAGE_COLUMNS)
             occurrences = judging if whole else _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
-            rows = [j.render(details[j.task["task_id"]], occurrences, day) for j in shown]
+            rows = [j.render(details[j.task.task_id], occurrences, day) for j in shown]
             head = head_on(facts[agency].tenures, day)
             answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
@@ -488,7 +489,8 @@ class ReadModels:
             counts: dict[str, Counter[str]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             for tid, task in tasks.items():
-                for occ, status in _judge(task, occurrences.get(tid, {}), day):
+                for occ, status in _judge(task["deadline"], task["assigned_on"],
+                                          task["cancelled_on"], occurrences.get(tid, {}), day):
                     lead = task["lead"]
                     if status in OPEN:
                         lead = responsible_agency(lead, day, facts)[0]
@@ -678,27 +680,54 @@ _JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lea
 _DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
                    "last_progress")  # the rest of a rendered obligation
 _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
-# A task as its links carry it (``LINK_JUDGING``), and what a rendered obligation then
-# reads from the task's own row.
+# A task as its links carry it (``LINK_JUDGING``, ``_LinkedTask``), and what a rendered
+# obligation then reads from the task's own row.
 _LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
+_LINK_COLUMNS = ("agency", "task_id", "role", *LINK_JUDGING)
 _PAGE_COLUMNS = ("task_id", "directive_id", "lead", *_DETAIL_COLUMNS[1:])
 
 
 _UNSETTLED = "(settled_on IS NULL OR settled_on > %s)"
 
 
+class _LinkedTask(NamedTuple):
+    """A task as its links carry it (``_LINKED_TASK_COLUMNS``), decoded: an agency's answer
+    judges thousands, so a tuple built in one step (a dict per task, filled column by
+    column, took several times as long, and as long again to free)."""
+
+    task_id: str
+    directive_number: str
+    ordinal: str
+    deadline: Deadline
+    assigned_on: date
+    cancelled_on: date | None
+    inline: int
+    once_original_due: str | None
+    once_due_on: str | None
+    once_lateness_due: str | None
+    once_completed_on: str | None
+
+
 def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: date | None
-                  ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
+                  ) -> tuple[list[tuple[str, str, str]], dict[str, _LinkedTask]]:
     """The links of the tasks ``via``'s agencies lead or coordinate, as (agency, task id,
-    role), and those tasks by id with the columns their links carry (``_LINKED_TASK_COLUMNS``,
-    decoded). ``owing_on``: only the tasks not settled by that day (they may owe something
-    open on it)."""
+    role), and those tasks by id as their links carry them. ``owing_on``: only the tasks not
+    settled by that day (they may owe something open on it)."""
     where, params = (_UNSETTLED, (owing_on.isoformat(),)) if owing_on else ("", ())
-    rows = snap.select_in(cur, "obl_task_agency", ("agency", "task_id", "role", *LINK_JUDGING),
-                          "agency", via, where, params)
-    first = {row[1]: (row[1], *row[3:]) for row in rows}  # a task linked twice: once
-    return ([row[:3] for row in rows],
-            _obl_tasks(first.values(), _LINKED_TASK_COLUMNS))
+    rows = snap.select_in(cur, "obl_task_agency", _LINK_COLUMNS, "agency", via, where, params)
+    fromiso = date.fromisoformat
+    links, tasks = [], {}
+    for code, tid, role, number, ordinal, deadline, assigned_on, cancelled_on, *once in rows:
+        links.append((code, tid, role))
+        if tid not in tasks:  # a task linked twice: once
+            tasks[tid] = _LinkedTask(
+                tid, number, ordinal, _deadline(deadline), fromiso(assigned_on),
+                None if cancelled_on is None else fromiso(cancelled_on), *once)
+    return links, tasks
+
+
+if _LinkedTask._fields != _LINKED_TASK_COLUMNS:  # built by position from the link's columns
+    raise ImportError("projections.obligations.LINK_JUDGING changed: update _LinkedTask")
 
 
 @lru_cache(maxsize=4096)
@@ -784,31 +813,30 @@ def _obl_occurrences(rows: Iterable[tuple[Any, ...]]
 Known = Mapping[str, tuple[OccurrenceState, Mapping[str, Any]]]
 
 
-def _judge(task: Mapping[str, Any], known: Known, day: date
-           ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
-    """The task's obligations on a day and their statuses, judged by the domain's rules."""
+def _judge(deadline: Deadline, assigned_on: date, cancelled_on: date | None, known: Known,
+           day: date) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+    """A task's obligations on a day and their statuses, judged by the domain's rules."""
     states = {key: occ for key, (occ, _) in known.items()}
-    return owed_on(task["deadline"], assigned_on=task["assigned_on"],
-                   cancelled_on=task["cancelled_on"], occurrences=states, on=day)
+    return owed_on(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
+                   occurrences=states, on=day)
 
 
-def _judge_inline(task: Mapping[str, Any], day: date
+def _judge_inline(task: _LinkedTask, day: date
                   ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
     """``_judge`` of a task whose links carry its one stored occurrence, if any (``inline``:
     its ``once_*`` columns), so that no occurrence is read for it."""
-    original_due = task["once_original_due"]
-    occ = None if original_due is None else _judging_state(
-        ONCE, original_due, task["once_due_on"], task["once_lateness_due"],
-        task["once_completed_on"])
-    return owed_once_on(task["deadline"], assigned_on=task["assigned_on"],
-                        cancelled_on=task["cancelled_on"], occurrence=occ, on=day)
+    occ = None if task.once_original_due is None else _judging_state(
+        ONCE, task.once_original_due, task.once_due_on, task.once_lateness_due,
+        task.once_completed_on)
+    return owed_once_on(task.deadline, assigned_on=task.assigned_on,
+                        cancelled_on=task.cancelled_on, occurrence=occ, on=day)
 
 
 def _task_obligations(task: Mapping[str, Any], known: Known, day: date
                       ) -> list[dict[str, Any]]:
     """The task's obligations on a day, judged and rendered (``task``: every column)."""
-    return [_obligation_row(task, occ, status, known, day)
-            for occ, status in _judge(task, known, day)]
+    return [_obligation_row(task, occ, status, known, day) for occ, status in _judge(
+        task["deadline"], task["assigned_on"], task["cancelled_on"], known, day)]
 
 
 def _obligation_row(task: Mapping[str, Any], occ: OccurrenceState | None, status: TaskStatus,
@@ -857,9 +885,9 @@ _ROLE_RANK = {"lead": 0, "coordinating": 1, "group_lead": 2, "group_coordinating
 
 @dataclass(slots=True)
 class _Judged:
-    """One obligation of an agency, judged but not yet rendered (``task``: judging columns)."""
+    """One obligation of an agency, judged but not yet rendered."""
 
-    task: Mapping[str, Any]
+    task: _LinkedTask
     occ: OccurrenceState | None
     status: TaskStatus
     role: str
@@ -868,18 +896,19 @@ class _Judged:
     def order(self) -> tuple:
         occ, task = self.occ, self.task
         return (_STATUS_ORDER[self.status], occ.due_on if occ else date.max,
-                task["directive_number"], _ordinal_key(task["ordinal"]),
+                task.directive_number, _ordinal_key(task.ordinal),
                 occ.key if occ else "", self.role)
 
     def render(self, details: Mapping[str, Any], occurrences: Mapping[str, Known],
                day: date) -> dict[str, Any]:
         """``details``: the task's other columns; ``occurrences``: its stored occurrences
         in full (``self.occ`` may hold only what judging needs)."""
-        known = occurrences.get(self.task["task_id"], {})
+        known = occurrences.get(self.task.task_id, {})
         occ = self.occ
         if occ is not None and occ.key in known:
             occ = known[occ.key][0]
-        row = _obligation_row({**self.task, **details}, occ, self.status, known, day)
+        row = _obligation_row({**self.task._asdict(), **details}, occ, self.status, known,
+                              day)
         row.update(role=self.role, via=self.via)
         return row
 
@@ -889,7 +918,7 @@ def _best_role_per_obligation(judged: Iterable[_Judged]) -> list[_Judged]:
     coordinates it sees it once, as lead."""
     best: dict[tuple[str, str | None], tuple[tuple, _Judged]] = {}
     for item in judged:
-        key = (item.task["task_id"], item.occ.key if item.occ else None)
+        key = (item.task.task_id, item.occ.key if item.occ else None)
         rank = (_ROLE_RANK[item.role], item.via is not None, item.via or "")
         if key not in best or rank < best[key][0]:
             best[key] = (rank, item)
