@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
@@ -101,16 +102,13 @@ class Deadline:
         if self.kind is not DeadlineKind.RECURRING:
             assert self.due_on is not None
             return [Occurrence(ONCE, self.due_on)]
-        result: list[Occurrence] = []
         first = max(assigned_on.year, self.first_year or assigned_on.year)
         last = max(first, until.year, assigned_on.year) + 1  # the next one is due by then
-        for occurrence in _schedule(self, first, last):
-            if occurrence.due_on < assigned_on:
-                continue
-            result.append(occurrence)
-            if occurrence.due_on > until:
-                break
-        return result
+        schedule, dues = _schedule(self, first, last)
+        # Periods follow each other, so their due dates never go down: the occurrences due
+        # from ``assigned_on`` on, up to and including the first one due after ``until``.
+        start = bisect_left(dues, assigned_on)
+        return list(schedule[start:max(start, bisect_right(dues, until)) + 1])
 
     def describe(self) -> str:
         from domain.clock import format_date_vn
@@ -156,11 +154,14 @@ def _recurring_due(deadline: Deadline, key: str) -> date:
 
 
 @lru_cache(maxsize=512)
-def _schedule(deadline: Deadline, first: int, last: int) -> tuple[Occurrence, ...]:
-    """A recurring deadline's occurrences in the years ``first`` to ``last``, worked out once
-    per deadline and years: a read model lists them for a thousand recurring tasks per query,
-    and most share a few deadlines and years."""
-    return tuple(Occurrence(key, due) for key, due in _recurring_schedule(deadline, first, last))
+def _schedule(deadline: Deadline, first: int, last: int
+              ) -> tuple[tuple[Occurrence, ...], tuple[date, ...]]:
+    """A recurring deadline's occurrences in the years ``first`` to ``last``, and their due
+    dates, worked out once per deadline and years: a read model lists them for a thousand
+    recurring tasks per query, and most share a few deadlines and years."""
+    schedule = tuple(Occurrence(key, due)
+                     for key, due in _recurring_schedule(deadline, first, last))
+    return schedule, tuple(o.due_on for o in schedule)
 
 
 def _recurring_schedule(deadline: Deadline, year: int, until_year: int = 2100):
