@@ -423,7 +423,7 @@ class ReadModels:
             answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
                 "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(j.status.value for j in judged), "obligations": rows,
+                "counts": _counts(j.status for j in judged), "obligations": rows,
             }
             if limit is not None or offset:
                 answer["page"] = {"offset": offset, "limit": limit, "total": len(judged)}
@@ -931,8 +931,10 @@ def _ordinal_key(ordinal: str) -> tuple:
 
 
 def _counts(statuses: Iterable[str]) -> dict[str, int]:
-    """How many obligations have each status (``TaskStatus`` values), by status name."""
-    return dict(sorted(Counter(statuses).items()))
+    """How many obligations have each status (``TaskStatus`` members or their values), by
+    status value. (Members are counted as they come: ``.value`` is a descriptor call, too
+    dear for each of an agency's thousands of obligations.)"""
+    return dict(sorted((str(status), n) for status, n in Counter(statuses).items()))
 
 
 # -- accountability helpers ------------------------------------------------------------------
