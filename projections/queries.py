@@ -907,8 +907,10 @@ class _Judged:
         occ = self.occ
         if occ is not None and occ.key in known:
             occ = known[occ.key][0]
-        row = _obligation_row({**self.task._asdict(), **details}, occ, self.status, known,
-                              day)
+        task = self.task  # (what the row shows of it beside ``details``)
+        row = _obligation_row({**details, "directive_number": task.directive_number,
+                               "ordinal": task.ordinal, "deadline": task.deadline,
+                               "cancelled_on": task.cancelled_on}, occ, self.status, known, day)
         row.update(role=self.role, via=self.via)
         return row
 
