@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import OperationalError, PersistenceError
+from psycopg import Pipeline
 from psycopg.rows import tuple_row
 
 LONG_READ_IDLE_SECONDS = 300
@@ -59,6 +60,23 @@ class Cursor:
         if self.dialect == "postgres":
             return rows
         return [self._row(r) for r in rows]
+
+    @contextmanager
+    def ahead(self, sql: str, params: Sequence[Any] = ()
+              ) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
+        """Send a statement now and fetch its rows later, inside the block, with the
+        function it yields: PostgreSQL executes it while the caller works in Python
+        meanwhile (pipeline mode; the server runs on the other core). A query that judges
+        thousands of rows hides a statement's time behind judging the rows it already has.
+        SQLite (in process) runs it at once. No other statement may run in the block."""
+        if self.dialect != "postgres" or not Pipeline.is_supported():
+            rows = self.execute(sql, params).fetchall()
+            yield lambda: rows
+            return
+        conn = self.raw.connection
+        with conn.pipeline(), conn.cursor(row_factory=tuple_row) as raw:
+            raw.execute(sql, tuple(params))
+            yield raw.fetchall
 
 
 class Db:

@@ -22,7 +22,7 @@ import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -117,41 +117,62 @@ class Snapshot:
 
     def select(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
                params: Sequence[Any] = (), order: str = "") -> list[tuple[Any, ...]]:
+        return cur.execute(*self._select(logical, columns, where, params, order)).fetchall()
+
+    def _select(self, logical: str, columns: Sequence[str], where: str = "",
+                params: Sequence[Any] = (), order: str = "") -> tuple[str, tuple[Any, ...]]:
         condition, bound = self.where()
         sql = f"SELECT {', '.join(columns)} FROM {self.table(logical)} WHERE {condition}"
         if where:
             sql += f" AND ({where})"
         if order:
             sql += f" ORDER BY {order}"
-        cur.execute(sql, (*bound, *params))
-        return cur.fetchall()
+        return sql, (*bound, *params)
 
     def select_in(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
                   values: Iterable[Any], where: str = "", params: Sequence[Any] = ()
                   ) -> list[tuple[Any, ...]]:
         if self.db.dialect == "postgres":
-            # One parameter: psycopg re-parses a statement of hundreds of placeholders on
-            # every call (it caches only short ones), and the server plans one statement.
-            # The keys go as one text split by the server (psycopg builds an array parameter
-            # in Python, key by key), unnested in a subquery so that the planner does not
-            # see how many there are: given thousands as a literal array (an agency's whole
-            # answer), it scanned the whole table in parallel (96-130 ms) instead of probing
-            # the key (22-26 ms).
-            keys = sorted({str(value) for value in values})
-            if any(_KEY_SEPARATOR in key for key in keys):
-                member, packed = "unnest(%s::text[])", (keys,)
-            else:
-                member = "unnest(string_to_array(%s, %s))"
-                packed = (_KEY_SEPARATOR.join(keys), _KEY_SEPARATOR)
-            clause = (f"{column} = ANY(ARRAY(SELECT {member}))"
-                      + (f" AND ({where})" if where else ""))
-            return self.select(cur, logical, columns, clause, (*packed, *params))
+            return self.select(cur, logical, columns, *self._member(column, values, where,
+                                                                     params))
         out: list[tuple[Any, ...]] = []
         for chunk in chunks(sorted(set(values)), 500):  # SQLite: at most 999 parameters
             marks = ", ".join(["%s"] * len(chunk))
             clause = f"{column} IN ({marks})" + (f" AND ({where})" if where else "")
             out += self.select(cur, logical, columns, clause, (*chunk, *params))
         return out
+
+    @contextlib.contextmanager
+    def select_in_ahead(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
+                        values: Iterable[Any]) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
+        """``select_in`` sent now, its rows fetched later in the block (``Cursor.ahead``)."""
+        if self.db.dialect != "postgres":
+            rows = self.select_in(cur, logical, columns, column, values)
+            yield lambda: rows
+            return
+        with cur.ahead(*self._select(logical, columns, *self._member(column, values))) as rows:
+            yield rows
+
+    @staticmethod
+    def _member(column: str, values: Iterable[Any], where: str = "",
+                params: Sequence[Any] = ()) -> tuple[str, tuple[Any, ...]]:
+        """PostgreSQL's condition "``column`` is one of ``values``" (and ``where``).
+
+        One parameter: psycopg re-parses a statement of hundreds of placeholders on every
+        call (it caches only short ones), and the server plans one statement. The keys go
+        as one text split by the server (psycopg builds an array parameter in Python, key by
+        key), unnested in a subquery so that the planner does not see how many there are:
+        given thousands as a literal array (an agency's whole answer), it scanned the whole
+        table in parallel (96-130 ms) instead of probing the key (22-26 ms)."""
+        keys = sorted({str(value) for value in values})
+        if any(_KEY_SEPARATOR in key for key in keys):
+            member, packed = "unnest(%s::text[])", (keys,)
+        else:
+            member = "unnest(string_to_array(%s, %s))"
+            packed = (_KEY_SEPARATOR.join(keys), _KEY_SEPARATOR)
+        clause = (f"{column} = ANY(ARRAY(SELECT {member}))"
+                  + (f" AND ({where})" if where else ""))
+        return clause, (*packed, *params)
 
 
 class ReadModels:
@@ -379,28 +400,35 @@ class ReadModels:
             # more tasks than a page); else judge on a few columns and read the page's later.
             # The occurrences are asked for by the task ids just read (``select_in``): a
             # subquery over the links scanned the agency's link versions a second time.
+            # Read every occurrence in full, once, when all may be rendered (no limit, or no
+            # more tasks than a page); else judge on a few columns and read the page's later.
+            # The occurrences are asked for by the task ids just read (``select_in``): a
+            # subquery over the links scanned the agency's link versions a second time.
             whole = limit is None or len(tasks) <= limit
             if whole:
-                judging = _obl_occurrences(
-                    snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
+                wanted, columns, parse = tasks, _OCC_COLUMNS, _obl_occurrences
             else:  # the tasks whose links carry their occurrence are judged from the links
-                others = [tid for tid, task in tasks.items() if not task.inline]
-                judging = _judged_occurrences(
-                    snap.select_in(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id", others))
+                wanted = [tid for tid, task in tasks.items() if not task.inline]
+                columns, parse = _OCC_JUDGE_COLUMNS, _judged_occurrences
+            with snap.select_in_ahead(cur, "obl_occurrence", columns, "task_id",
+                                      wanted) as occurrence_rows:
+                # judged while PostgreSQL reads the other tasks' occurrences
+                statuses = {tid: _judge_inline(task, day)
+                            for tid, task in tasks.items() if task.inline}
+                judging = parse(occurrence_rows())
+            for tid, task in tasks.items():
+                if not task.inline:
+                    statuses[tid] = _judge(task.deadline, task.assigned_on, task.cancelled_on,
+                                           judging.get(tid, {}), day)
             judged = []
-            statuses: dict[str, list[tuple[OccurrenceState | None, TaskStatus]]] = {}
+            seen: set[str] = set()
             linked_twice = False
             for code, tid, role in links:
-                task = tasks.get(tid)
-                if task is None:
-                    continue
+                task = tasks[tid]
                 how = via[code]
-                if tid not in statuses:  # a task linked twice (lead and via a group) once
-                    statuses[tid] = (_judge_inline(task, day) if task.inline
-                                     else _judge(task.deadline, task.assigned_on,
-                                                 task.cancelled_on, judging.get(tid, {}), day))
-                else:
+                if tid in seen:  # a task linked twice (lead and via a group)
                     linked_twice = True
+                seen.add(tid)
                 for occ, status in statuses[tid]:
                     if how == "successor" and status not in OPEN:
                         continue  # done or cancelled before the merger: stays with the old lead

@@ -540,3 +540,26 @@ def test_rows_asked_for_by_key_are_found_whatever_characters_the_keys_hold(ledge
     assert sorted(code for (code,) in plain) == ["T-A", "T-B"]
     assert sorted(code for (code,) in odd) == ["T-A", "T-B"]
     assert none == []
+
+
+def test_a_statement_sent_ahead_returns_its_rows_and_leaves_the_transaction_usable(ledger,
+                                                                                   small):
+    """``Cursor.ahead`` (PostgreSQL: pipeline mode) gives the rows a plain execute gives, the
+    statements after the block run as usual, and a failure inside the block leaves the
+    connection fit for the next transaction."""
+    caught_up(ledger)
+    db = Db(ledger)
+    sql = f"SELECT task_id, role FROM {db.name('obl_task_agency_g1')} ORDER BY 1, 2"
+    with db.read() as cur:
+        expected = cur.execute(sql).fetchall()
+    assert len(expected) >= 6  # a link per task at least
+    with db.read() as cur:
+        with cur.ahead(sql) as rows:
+            judged_meanwhile = sum(range(1000))  # work in Python while the server reads
+            got = rows()
+        assert cur.execute("SELECT 1").fetchall() == [(1,)]
+    assert (got, judged_meanwhile) == (expected, 499500)
+    with pytest.raises(RuntimeError), db.read() as cur, cur.ahead(sql):
+        raise RuntimeError("the caller fails before fetching")
+    with db.read() as cur:
+        assert cur.execute(sql).fetchall() == expected
