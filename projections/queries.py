@@ -400,10 +400,6 @@ class ReadModels:
             # more tasks than a page); else judge on a few columns and read the page's later.
             # The occurrences are asked for by the task ids just read (``select_in``): a
             # subquery over the links scanned the agency's link versions a second time.
-            # Read every occurrence in full, once, when all may be rendered (no limit, or no
-            # more tasks than a page); else judge on a few columns and read the page's later.
-            # The occurrences are asked for by the task ids just read (``select_in``): a
-            # subquery over the links scanned the agency's link versions a second time.
             whole = limit is None or len(tasks) <= limit
             if whole:
                 wanted, columns, parse = tasks, _OCC_COLUMNS, _obl_occurrences
