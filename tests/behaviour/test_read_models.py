@@ -555,10 +555,9 @@ def test_a_statement_sent_ahead_returns_its_rows_and_leaves_the_transaction_usab
     assert len(expected) >= 6  # a link per task at least
     with db.read() as cur:
         with cur.ahead(sql) as rows:
-            judged_meanwhile = sum(range(1000))  # work in Python while the server reads
-            got = rows()
+            got = rows()  # (a caller judges other rows first, while the server reads)
         assert cur.execute("SELECT 1").fetchall() == [(1,)]
-    assert (got, judged_meanwhile) == (expected, 499500)
+    assert got == expected
     with pytest.raises(RuntimeError), db.read() as cur, cur.ahead(sql):
         raise RuntimeError("the caller fails before fetching")
     with db.read() as cur:
