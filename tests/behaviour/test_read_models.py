@@ -555,10 +555,20 @@ def test_a_statement_sent_ahead_returns_its_rows_and_leaves_the_transaction_usab
     assert len(expected) >= 6  # a link per task at least
     with db.read() as cur:
         with cur.ahead(sql) as rows:
+            assert _pipelining(cur) is (db.dialect == "postgres")  # sent, not yet fetched
             got = rows()  # (a caller judges other rows first, while the server reads)
+        assert not _pipelining(cur)
         assert cur.execute("SELECT 1").fetchall() == [(1,)]
     assert got == expected
     with pytest.raises(RuntimeError), db.read() as cur, cur.ahead(sql):
         raise RuntimeError("the caller fails before fetching")
     with db.read() as cur:
         assert cur.execute(sql).fetchall() == expected
+
+
+def _pipelining(cur) -> bool:
+    """Whether the PostgreSQL connection under ``cur`` is in pipeline mode."""
+    from psycopg import pq
+
+    return cur.dialect == "postgres" and (
+        cur.raw.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF)
