@@ -739,14 +739,12 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
     settled by that day (they may owe something open on it)."""
     where, params = (_UNSETTLED, (owing_on.isoformat(),)) if owing_on else ("", ())
     rows = snap.select_in(cur, "obl_task_agency", _LINK_COLUMNS, "agency", via, where, params)
-    fromiso = date.fromisoformat
     links, tasks = [], {}
     for code, tid, role, number, ordinal, deadline, assigned_on, cancelled_on, *once in rows:
         links.append((code, tid, role))
         if tid not in tasks:  # a task linked twice: once
-            tasks[tid] = _LinkedTask(
-                tid, number, ordinal, _deadline(deadline), fromiso(assigned_on),
-                None if cancelled_on is None else fromiso(cancelled_on), *once)
+            tasks[tid] = _LinkedTask(tid, number, ordinal, _deadline(deadline),
+                                     date.fromisoformat(assigned_on), _date(cancelled_on), *once)
     return links, tasks
 
 
