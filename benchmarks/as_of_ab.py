@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/as_of_ab.py /tmp/before            # before vs this checkout
     .venv/bin/python benchmarks/as_of_ab.py /tmp/before /tmp/after --rounds 5 --whole
+    .venv/bin/python benchmarks/as_of_ab.py /tmp/before --counts --questions 5  # every agency
 
 (``git worktree add /tmp/before HEAD~1`` makes a checkout of the code before a change.)
 
@@ -52,9 +53,12 @@ def as_of_questions(ledger: Any, models: Any, count: int, rng: random.Random
     return asked, moments
 
 
-def ask(tree: str, url: str, questions: int, seed: int, whole: bool) -> dict[str, object]:
+def ask(tree: str, url: str, questions: int, seed: int, whole: bool,
+        counts: bool = False) -> dict[str, object]:
     """Benchmark 5's questions against ``tree``'s code (imported from there): latencies
-    and a hash over every answer (without the ``as_of`` block, which names the moment)."""
+    and a hash over every answer (without the ``as_of`` block, which names the moment).
+    ``counts``: every agency's counts at each question's moment instead (the agency
+    drawn is not used)."""
     sys.path.insert(0, tree)
     from domain.application import Ledger
     from projections import queries
@@ -73,8 +77,11 @@ def ask(tree: str, url: str, questions: int, seed: int, whole: bool) -> dict[str
         with rarer_full_collections():  # as a server process and benchmark 5 ask
             for agency, p in asked:
                 started = time.perf_counter()
-                answer = models.obligations(agency, as_of=moments[p], include_groups=False,
-                                            limit=None if whole else 500)
+                if counts:
+                    answer = models.obligation_counts(as_of=moments[p])
+                else:
+                    answer = models.obligations(agency, as_of=moments[p], include_groups=False,
+                                                limit=None if whole else 500)
                 latencies.append(time.perf_counter() - started)
                 answer.pop("as_of")
                 digest.update(json.dumps(answer, sort_keys=True, default=str).encode())
@@ -124,6 +131,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="of the synthetic ledger")
     parser.add_argument("--whole", action="store_true",
                         help="ask for the whole answer instead of the first page of 500")
+    parser.add_argument("--counts", action="store_true",
+                        help="ask for every agency's counts (obligation_counts) instead")
     parser.add_argument("--drop", action="store_true", help="drop the kept store and stop")
     parser.add_argument("--ask", nargs=3, metavar=("TREE", "URL", "SEED"),
                         help=argparse.SUPPRESS)  # one round of one checkout (a child process)
@@ -131,7 +140,7 @@ def main() -> int:
     schema = f"as_of_ab_{args.events}_{args.seed}"
     if args.ask:
         tree, url, seed = args.ask
-        print(json.dumps(ask(tree, url, args.questions, int(seed), args.whole)))
+        print(json.dumps(ask(tree, url, args.questions, int(seed), args.whole, args.counts)))
         return 0
     if args.drop:
         import psycopg
@@ -154,7 +163,8 @@ def main() -> int:
         for name, tree in trees.items():
             child = subprocess.run(
                 [sys.executable, __file__, "--ask", tree, url, str(100 + round_),
-                 "--questions", str(args.questions), *(["--whole"] if args.whole else [])],
+                 "--questions", str(args.questions), *(["--whole"] if args.whole else []),
+                 *(["--counts"] if args.counts else [])],
                 cwd=tree, capture_output=True, text=True)
             if child.returncode != 0:
                 last = (child.stderr.strip().splitlines() or ["no message"])[-1]
