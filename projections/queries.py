@@ -150,8 +150,15 @@ class Snapshot:
             rows = self.select_in(cur, logical, columns, column, values)
             yield lambda: rows
             return
-        with cur.ahead(*self._select(logical, columns, *self._member(column, values))) as rows:
+        with self.select_ahead(cur, logical, columns,
+                               *self._member(column, values)) as rows:
             yield rows
+
+    def select_ahead(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
+                     params: Sequence[Any] = ()
+                     ) -> contextlib.AbstractContextManager[Callable[[], list[tuple[Any, ...]]]]:
+        """``select`` sent now, its rows fetched later in the block (``Cursor.ahead``)."""
+        return cur.ahead(*self._select(logical, columns, where, params))
 
     @staticmethod
     def _member(column: str, values: Iterable[Any], where: str = "",
@@ -507,9 +514,10 @@ class ReadModels:
             snap = self._snapshot(cur, "obligations", as_of, as_of_position)
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
-            tasks = _obl_tasks(snap.select(cur, "obl_task", _JUDGE_COLUMNS))
-            occurrences = _judged_occurrences(
-                snap.select(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS))
+            task_rows = snap.select(cur, "obl_task", _JUDGE_COLUMNS)
+            with snap.select_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS) as occurrence_rows:
+                tasks = _obl_tasks(task_rows)  # decoded while PostgreSQL reads the occurrences
+                occurrences = _judged_occurrences(occurrence_rows())
             counts: dict[str, Counter[str]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             for tid, task in tasks.items():
