@@ -514,28 +514,35 @@ class ReadModels:
             snap = self._snapshot(cur, "obligations", as_of, as_of_position)
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
-            task_rows = snap.select(cur, "obl_task", _JUDGE_COLUMNS)
+            task_rows = snap.select(cur, "obl_task", _COUNT_COLUMNS)
             with snap.select_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS) as occurrence_rows:
-                tasks = _obl_tasks(task_rows)  # decoded while PostgreSQL reads the occurrences
-                occurrences = _judged_occurrences(occurrence_rows())
-            counts: dict[str, Counter[str]] = defaultdict(Counter)
+                # decoded while PostgreSQL reads the occurrences: tuples built in one step
+                tasks = [(tid, lead, _deadline(deadline), date.fromisoformat(assigned_on),
+                          _date(cancelled_on))
+                         for tid, lead, deadline, assigned_on, cancelled_on in task_rows]
+                states = _occurrence_states(occurrence_rows())
+            counts: dict[str, Counter[TaskStatus]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
-            for tid, task in tasks.items():
-                for occ, status in _judge(task["deadline"], task["assigned_on"],
-                                          task["cancelled_on"], occurrences.get(tid, {}), day):
-                    lead = task["lead"]
-                    if status in OPEN:
-                        lead = responsible_agency(lead, day, facts)[0]
-                    counts[lead][status.value] += 1
+            answering: dict[str, str] = {}  # a lead -> who answers for its open obligations
+            for tid, lead, deadline, assigned_on, cancelled_on in tasks:
+                for occ, status in owed_on(deadline, assigned_on=assigned_on,
+                                           cancelled_on=cancelled_on,
+                                           occurrences=states.get(tid, _NOTHING), on=day):
+                    owner = lead
+                    if status in OPEN:  # after a merger, the successor answers for it
+                        if lead not in answering:
+                            answering[lead] = responsible_agency(lead, day, facts)[0]
+                        owner = answering[lead]
+                    counts[owner][status] += 1
                     due = occ.due_on if occ else None
                     if status is TaskStatus.IN_PROGRESS and due is not None and (
-                            lead not in nearest or due < nearest[lead]):
-                        nearest[lead] = due
+                            owner not in nearest or due < nearest[owner]):
+                        nearest[owner] = due
             out = []
             for code in sorted(counts):
                 row = agencies.get(code, {})
                 out.append({"agency": code, "name": row.get("name"),
-                            "counts": dict(sorted(counts[code].items())),
+                            "counts": _by_value(counts[code]),
                             "next_due": nearest[code].isoformat() if code in nearest else None})
             return {"effective_on": day.isoformat(), "as_of": snap.meta(), "agencies": out}
 
@@ -712,6 +719,7 @@ _JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lea
 _DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
                    "last_progress")  # the rest of a rendered obligation
 _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
+_COUNT_COLUMNS = ("task_id", "lead", "deadline", "assigned_on", "cancelled_on")  # the counts'
 # A task as its links carry it (``LINK_JUDGING``, ``_LinkedTask``), and what a rendered
 # obligation then reads from the task's own row.
 _LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
@@ -805,6 +813,15 @@ def _judged_occurrences(rows: Iterable[tuple[Any, ...]]) -> dict[str, Known]:
     out: dict[str, dict[str, tuple[OccurrenceState, Mapping[str, Any]]]] = defaultdict(dict)
     for tid, key, *judging in rows:
         out[tid][key] = (_judging_state(key, *judging), _NOTHING)
+    return out
+
+
+def _occurrence_states(rows: Iterable[tuple[Any, ...]]
+                       ) -> dict[str, dict[str, OccurrenceState]]:
+    """``_judged_occurrences`` as the domain's rules take them (no columns beside them)."""
+    out: dict[str, dict[str, OccurrenceState]] = defaultdict(dict)
+    for tid, key, *judging in rows:
+        out[tid][key] = _judging_state(key, *judging)
     return out
 
 
@@ -966,7 +983,12 @@ def _counts(statuses: Iterable[str]) -> dict[str, int]:
     """How many obligations have each status (``TaskStatus`` members or their values), by
     status value. (Members are counted as they come: ``.value`` is a descriptor call, too
     dear for each of an agency's thousands of obligations.)"""
-    return dict(sorted((str(status), n) for status, n in Counter(statuses).items()))
+    return _by_value(Counter(statuses))
+
+
+def _by_value(tally: Counter[Any]) -> dict[str, int]:
+    """A tally of statuses (members or values) by status value, in the order of the values."""
+    return dict(sorted((str(status), n) for status, n in tally.items()))
 
 
 # -- accountability helpers ------------------------------------------------------------------
