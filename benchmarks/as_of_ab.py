@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/as_of_ab.py /tmp/before            # before vs this checkout
     .venv/bin/python benchmarks/as_of_ab.py /tmp/before /tmp/after --rounds 5 --whole
     .venv/bin/python benchmarks/as_of_ab.py /tmp/before --counts --questions 5  # every agency
+    .venv/bin/python benchmarks/as_of_ab.py /tmp/before --accountability 2024  # heads' records
 
 (``git worktree add /tmp/before HEAD~1`` makes a checkout of the code before a change.)
 
@@ -54,11 +55,11 @@ def as_of_questions(ledger: Any, models: Any, count: int, rng: random.Random
 
 
 def ask(tree: str, url: str, questions: int, seed: int, whole: bool,
-        counts: bool = False) -> dict[str, object]:
+        counts: bool = False, period: str | None = None) -> dict[str, object]:
     """Benchmark 5's questions against ``tree``'s code (imported from there): latencies
     and a hash over every answer (without the ``as_of`` block, which names the moment).
     ``counts``: every agency's counts at each question's moment instead (the agency
-    drawn is not used)."""
+    drawn is not used); ``period``: the agency's accountability records for that period."""
     sys.path.insert(0, tree)
     from domain.application import Ledger
     from projections import queries
@@ -79,6 +80,8 @@ def ask(tree: str, url: str, questions: int, seed: int, whole: bool,
                 started = time.perf_counter()
                 if counts:
                     answer = models.obligation_counts(as_of=moments[p])
+                elif period:
+                    answer = models.accountability(period, agency, as_of=moments[p])
                 else:
                     answer = models.obligations(agency, as_of=moments[p], include_groups=False,
                                                 limit=None if whole else 500)
@@ -133,6 +136,8 @@ def main() -> int:
                         help="ask for the whole answer instead of the first page of 500")
     parser.add_argument("--counts", action="store_true",
                         help="ask for every agency's counts (obligation_counts) instead")
+    parser.add_argument("--accountability", metavar="PERIOD",
+                        help="ask for the agency's accountability records for PERIOD instead")
     parser.add_argument("--drop", action="store_true", help="drop the kept store and stop")
     parser.add_argument("--ask", nargs=3, metavar=("TREE", "URL", "SEED"),
                         help=argparse.SUPPRESS)  # one round of one checkout (a child process)
@@ -140,7 +145,8 @@ def main() -> int:
     schema = f"as_of_ab_{args.events}_{args.seed}"
     if args.ask:
         tree, url, seed = args.ask
-        print(json.dumps(ask(tree, url, args.questions, int(seed), args.whole, args.counts)))
+        print(json.dumps(ask(tree, url, args.questions, int(seed), args.whole, args.counts,
+                             args.accountability)))
         return 0
     if args.drop:
         import psycopg
@@ -164,7 +170,8 @@ def main() -> int:
             child = subprocess.run(
                 [sys.executable, __file__, "--ask", tree, url, str(100 + round_),
                  "--questions", str(args.questions), *(["--whole"] if args.whole else []),
-                 *(["--counts"] if args.counts else [])],
+                 *(["--counts"] if args.counts else []),
+                 *(["--accountability", args.accountability] if args.accountability else [])],
                 cwd=tree, capture_output=True, text=True)
             if child.returncode != 0:
                 last = (child.stderr.strip().splitlines() or ["no message"])[-1]
