@@ -1037,36 +1037,29 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
     known_ids = {r[0] for r in task_rows}
     task_rows += snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id",
                                 wanted - known_ids)
-    tasks = {}
-    for row in task_rows:
-        item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
-        item["deadline"] = _DEADLINE.decode(loads(item["deadline"]))
-        item["assigned_on"] = date.fromisoformat(item["assigned_on"])
-        item["cancelled_on"] = _date(item["cancelled_on"])
-        item["leads"] = tuple(LeadSpell(a, date.fromisoformat(f), p)
-                              for a, f, p in loads(item["leads"]))
-        item["ref"] = TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
-                              item["content"])
-        tasks[item["task_id"]] = item
-
-    def base_evidence(task: Mapping[str, Any]) -> tuple[int, ...]:
-        return tuple(p for p in (task["assigned_at"], task["triggered_at"]) if p)
-
-    def cancel_evidence(task: Mapping[str, Any]) -> tuple[int, ...]:
-        return (task["cancelled_at"],) if task["cancelled_at"] else ()
-
+    tasks: dict[str, dict[str, Any]] = {}
+    for (tid, number, ordinal, content, deadline, _kind, _due, assigned_on, cancelled_on, leads,
+         assigned_at, triggered_at, cancelled_at) in task_rows:  # _ACC_TASK_COLUMNS
+        tasks[tid] = {
+            "ref": TaskRef(tid, number, ordinal, content), "deadline": _deadline(deadline),
+            "assigned_on": date.fromisoformat(assigned_on), "cancelled_on": _date(cancelled_on),
+            "leads": _lead_spells(leads),
+            # the positions proving the task's due dates and its cancellation, if any
+            "base_evidence": tuple(p for p in (assigned_at, triggered_at) if p),
+            "cancel_evidence": (cancelled_at,) if cancelled_at else (),
+        }
     out: list[ObligationFacts] = []
     stored_keys: set[tuple[str, str]] = set()
-    for row in stored:
-        item = dict(zip(occ_columns, row, strict=True))
-        task = tasks[item["task_id"]]
-        stored_keys.add((item["task_id"], item["occurrence"]))
+    fromiso = date.fromisoformat
+    for (tid, key, original_due, lateness_due, completed_on, due_evidence,
+         completion_evidence) in stored:  # occ_columns
+        task = tasks[tid]
+        stored_keys.add((tid, key))
         out.append(ObligationFacts(
-            task["ref"], item["occurrence"], date.fromisoformat(item["original_due"]),
-            date.fromisoformat(item["lateness_due"]), _date(item["completed_on"]),
-            task["cancelled_on"], task["leads"],
-            (*base_evidence(task), *loads(item["due_evidence"])),
-            tuple(loads(item["completion_evidence"])), cancel_evidence(task)))
+            task["ref"], key, fromiso(original_due), fromiso(lateness_due),
+            _date(completed_on), task["cancelled_on"], task["leads"],
+            (*task["base_evidence"], *loads(due_evidence)), tuple(loads(completion_evidence)),
+            task["cancel_evidence"]))
     for tid, task in tasks.items():
         deadline: Deadline = task["deadline"]
         if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
@@ -1076,9 +1069,14 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
                 continue
             out.append(ObligationFacts(
                 task["ref"], occurrence.key, occurrence.due_on, occurrence.due_on, None,
-                task["cancelled_on"], task["leads"], base_evidence(task), (),
-                cancel_evidence(task)))
+                task["cancelled_on"], task["leads"], task["base_evidence"], (),
+                task["cancel_evidence"]))
     return out, tasks
+
+
+def _lead_spells(text: str) -> tuple[LeadSpell, ...]:
+    """A task's stored lead spells ([agency, from day, position], ...)."""
+    return tuple(LeadSpell(a, date.fromisoformat(f), p) for a, f, p in loads(text))
 
 
 def _acc_acts(cur: Cursor, snap: Snapshot, period: Period,
@@ -1094,8 +1092,7 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period,
             tasks[item["task_id"]] = {
                 "ref": TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
                                item["content"]),
-                "leads": tuple(LeadSpell(a, date.fromisoformat(f), p)
-                               for a, f, p in loads(item["leads"]))}
+                "leads": _lead_spells(item["leads"])}
     out = []
     for row in rows:
         item = dict(zip(columns, row, strict=True))
