@@ -220,6 +220,27 @@ def responsible_agency(code: str, day: date,
     return code, tuple(evidence)
 
 
+def may_answer_for(agency: str, agencies: Mapping[str, AgencyFacts]) -> frozenset[str]:
+    """The lead agencies whose tasks ``agency`` can answer for on some day: itself and those
+    merged into it, directly or through others (``responsible_agency`` on any day). An
+    obligation or act none of whose lead spells names one of them never reaches ``agency``'s
+    records, so a read model asked for one agency need not gather it."""
+    out = {agency}
+    for code in agencies:
+        seen: set[str] = set()
+        step = code
+        while step not in seen:
+            seen.add(step)
+            if step == agency:
+                out.add(code)
+                break
+            facts = agencies.get(step)
+            if facts is None or not facts.successor:
+                break
+            step = facts.successor
+    return frozenset(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Answerable:
     """Who answers for something: a head's tenure at an agency, a group, or an agency whose

@@ -22,6 +22,7 @@ from domain.accountability import (
     head_on,
     judge,
     lead_on,
+    may_answer_for,
     overdue_at_period_end,
     responsible_agency,
     threshold_advice,
@@ -199,3 +200,51 @@ def test_every_obligation_that_fell_due_is_counted_exactly_once_in_some_period(
         for rec in assess(Period.parse(str(year)), on, [obligation], [], AGENCIES):
             counted += rec.fallen_due
     assert counted == (0 if outcome is None else 1)
+
+
+# -- one agency's records ----------------------------------------------------------------------
+
+CHAIN = {**AGENCIES,  # OLD merged into STT, which later merged into SKH
+         "OLD": AgencyFacts("OLD", "Sở cũ", successor="STT", merged_on=D("2022-04-01"),
+                            merged_at=60),
+         "X": AgencyFacts("X", "Vòng X", successor="Y", merged_on=D("2022-01-01")),
+         "Y": AgencyFacts("Y", "Vòng Y", successor="X", merged_on=D("2022-01-01"))}
+
+
+def test_an_agency_may_answer_for_itself_and_every_agency_merged_into_it():
+    assert may_answer_for("SKH", CHAIN) == {"SKH", "STT", "OLD"}
+    assert may_answer_for("STT", CHAIN) == {"STT", "OLD"}
+    assert may_answer_for("SNV", CHAIN) == {"SNV"}
+    assert may_answer_for("GRP", CHAIN) == {"GRP"}
+    assert may_answer_for("X", CHAIN) == {"X", "Y"}  # a (bad) cycle of mergers ends
+    assert may_answer_for("NEW", CHAIN) == {"NEW"}  # unknown to the ledger: only itself
+
+
+spells = st.lists(st.builds(LeadSpell, st.sampled_from(sorted(CHAIN)), dates,
+                            st.integers(1, 99)), min_size=1, max_size=3).map(tuple)
+obligations = st.builds(
+    lambda due, done, cancelled, leads, n: ObligationFacts(
+        TaskRef(f"t{n}", "1/KH-UBND", str(n)), "once", due, due, done, cancelled, leads,
+        due_evidence=(n,)),
+    dates, st.none() | dates, st.none() | dates, spells, st.integers(1, 50))
+acts = st.builds(
+    lambda kind, day, leads, timely, outcome: ActFacts(TASK, "once", kind, day, leads, (7,),
+                                                       timely, outcome),
+    st.sampled_from(list(ActKind)), dates, spells, st.none() | st.booleans(),
+    st.sampled_from([None, "granted", "rejected", "pending"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(obs=st.lists(obligations, max_size=12), done=st.lists(acts, max_size=6),
+       year=st.sampled_from(["2021", "2022", "2023"]), on=dates)
+def test_an_agencys_records_need_only_the_tasks_it_may_answer_for(obs, done, year, on):
+    """``assess`` of only the obligations and acts whose leads name an agency of
+    ``may_answer_for`` gives that agency's records as ``assess`` of everything does."""
+    period = Period.parse(year)
+    everything = assess(period, on, obs, done, CHAIN)
+    for agency in sorted(CHAIN):
+        among = may_answer_for(agency, CHAIN)
+        mine = [r for r in everything if r.answerable.agency == agency]
+        gathered = assess(period, on, [o for o in obs if {s.agency for s in o.leads} & among],
+                          [a for a in done if {s.agency for s in a.leads} & among], CHAIN)
+        assert [r for r in gathered if r.answerable.agency == agency] == mine
