@@ -45,6 +45,7 @@ from domain.accountability import (
     Tenure,
     assess,
     head_on,
+    may_answer_for,
     responsible_agency,
     threshold_advice,
 )
@@ -563,8 +564,10 @@ class ReadModels:
             agencies = _acc_agencies(cur, snap)
             if agency is not None and agency not in agencies:
                 raise UnknownAgency(f"unknown agency {agency!r}", field="agency")
-            obligations, tasks = _acc_obligations(cur, snap, the_period)
-            acts = _acc_acts(cur, snap, the_period, tasks)
+            # one agency's records: only the tasks it may answer for are gathered
+            among = None if agency is None else may_answer_for(agency, agencies)
+            obligations, tasks = _acc_obligations(cur, snap, the_period, among)
+            acts = _acc_acts(cur, snap, the_period, tasks, among)
             records = assess(the_period, day, obligations, acts, agencies)
             if agency is not None:
                 records = [r for r in records if r.answerable.agency == agency]
@@ -1018,11 +1021,16 @@ _ACC_TASK_COLUMNS = ("task_id", "directive_number", "ordinal", "content", "deadl
                      "assigned_at", "triggered_at", "cancelled_at")
 
 
-def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
-                     ) -> tuple[list[ObligationFacts], dict[str, dict[str, Any]]]:
+_AccTasks = dict[str, dict[str, Any] | None]  # by task id; None: a task left out (``among``)
+
+
+def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
+                     among: frozenset[str] | None = None
+                     ) -> tuple[list[ObligationFacts], _AccTasks]:
     """Every obligation that can count in the period: those the ledger holds state for whose
     due or completion date falls in it, and those nothing has happened to yet, derived from
-    the deadlines of the tasks that can fall due in it."""
+    the deadlines of the tasks that can fall due in it. ``among``: only those of the tasks
+    one of these agencies led at some time (``may_answer_for``)."""
     start, end = period.start.isoformat(), period.end.isoformat()
     occ_columns = ("task_id", "occurrence", "original_due", "lateness_due", "completed_on",
                    "due_evidence", "completion_evidence")
@@ -1037,13 +1045,17 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
     known_ids = {r[0] for r in task_rows}
     task_rows += snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id",
                                 wanted - known_ids)
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks: _AccTasks = {}
     for (tid, number, ordinal, content, deadline, _kind, _due, assigned_on, cancelled_on, leads,
          assigned_at, triggered_at, cancelled_at) in task_rows:  # _ACC_TASK_COLUMNS
+        spells = _lead_spells(leads)
+        if among is not None and not _led_by(spells, among):
+            tasks[tid] = None
+            continue
         tasks[tid] = {
             "ref": TaskRef(tid, number, ordinal, content), "deadline": _deadline(deadline),
             "assigned_on": date.fromisoformat(assigned_on), "cancelled_on": _date(cancelled_on),
-            "leads": _lead_spells(leads),
+            "leads": spells,
             # the positions proving the task's due dates and its cancellation, if any
             "base_evidence": tuple(p for p in (assigned_at, triggered_at) if p),
             "cancel_evidence": (cancelled_at,) if cancelled_at else (),
@@ -1054,6 +1066,8 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
     for (tid, key, original_due, lateness_due, completed_on, due_evidence,
          completion_evidence) in stored:  # occ_columns
         task = tasks[tid]
+        if task is None:
+            continue
         stored_keys.add((tid, key))
         out.append(ObligationFacts(
             task["ref"], key, fromiso(original_due), fromiso(lateness_due),
@@ -1061,6 +1075,8 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period
             (*task["base_evidence"], *loads(due_evidence)), tuple(loads(completion_evidence)),
             task["cancel_evidence"]))
     for tid, task in tasks.items():
+        if task is None:
+            continue
         deadline: Deadline = task["deadline"]
         if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
             continue
@@ -1079,8 +1095,10 @@ def _lead_spells(text: str) -> tuple[LeadSpell, ...]:
     return tuple(LeadSpell(a, date.fromisoformat(f), p) for a, f, p in loads(text))
 
 
-def _acc_acts(cur: Cursor, snap: Snapshot, period: Period,
-              tasks: dict[str, dict[str, Any]]) -> list[ActFacts]:
+def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
+              among: frozenset[str] | None = None) -> list[ActFacts]:
+    """The acts recorded in the period (``among``: as in ``_acc_obligations``); ``tasks``
+    gains the tasks they concern that it did not hold."""
     columns = ("task_id", "occurrence", "position", "kind", "day", "timely", "outcome",
                "evidence")
     rows = snap.select(cur, "acc_act", columns, "day BETWEEN %s AND %s",
@@ -1089,19 +1107,30 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period,
     if missing:
         for row in snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id", missing):
             item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
+            spells = _lead_spells(item["leads"])
+            if among is not None and not _led_by(spells, among):
+                tasks[item["task_id"]] = None
+                continue
             tasks[item["task_id"]] = {
                 "ref": TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
                                item["content"]),
-                "leads": _lead_spells(item["leads"])}
+                "leads": spells}
     out = []
     for row in rows:
         item = dict(zip(columns, row, strict=True))
         task = tasks[item["task_id"]]
+        if task is None:
+            continue
         out.append(ActFacts(
             task["ref"], item["occurrence"], ActKind(item["kind"]),
             date.fromisoformat(item["day"]), task["leads"], tuple(loads(item["evidence"])),
             None if item["timely"] is None else bool(item["timely"]), item["outcome"]))
     return out
+
+
+def _led_by(spells: Iterable[LeadSpell], agencies: frozenset[str]) -> bool:
+    """Whether one of ``agencies`` led the task at some time."""
+    return any(spell.agency in agencies for spell in spells)
 
 
 def _shortfall_json(s: Shortfall) -> dict[str, Any]:

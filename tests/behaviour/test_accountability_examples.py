@@ -223,3 +223,21 @@ def test_obligations_show_extensions_before_and_after_expiry(ledger, story):
     assert late_ask["days_overdue"] == 11
     assert rows[("768/QĐ-UBND#1.3", "once")]["status"] == "done_on_time"
     assert owed["agency"]["head"]["person"] == BINH
+
+
+def test_one_agencys_records_are_its_part_of_everyones(ledger, story):
+    """Asked for one agency, the records gathered from only the tasks it may answer for
+    (itself, and agencies merged into it) are those the whole answer holds for it."""
+    models = ReadModels(ledger)
+    for period, day, among in (("2022", date(2023, 6, 30), "QNG-G-SBN"),  # a group
+                               ("2025", date(2026, 1, 15), "QNG-SKHCN")):  # after a merger
+        everyone = models.accountability(period, effective_on=day)
+        agencies = {r["agency"] for part in ("heads", "groups", "without_head")
+                    for r in everyone[part]}
+        assert among in agencies
+        for code in sorted(agencies):
+            mine = models.accountability(period, code, effective_on=day)
+            for part in ("heads", "groups", "without_head"):
+                assert mine[part] == [r for r in everyone[part] if r["agency"] == code]
+    merged_in = models.accountability("2025", "QNG-SKHCN", effective_on=date(2026, 1, 15))
+    assert "768/QĐ-UBND#1.5 2025" in shortfalls(head(merged_in, DUNG), "overdue")
