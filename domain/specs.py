@@ -37,3 +37,11 @@ class DirectiveSpec:
     source_text: str | None = None  # full text, hashed into the event
     plan_last_year: int | None = None  # "giai đoạn 2021 - 2025": recurring tasks end in 2025
     tasks: tuple[TaskSpec, ...] = field(default_factory=tuple)
+
+
+def ordinal_key(ordinal: str) -> tuple[tuple[int, int | str], ...]:
+    """The order of a directive's tasks by their ordinals, which are the document's own text:
+    parts split at "." (and "#"), numbers by value and before words ("2" < "10" < "II.1" <
+    "a"). Each part is tagged, so a number and a word are never compared with each other."""
+    return tuple((0, int(part)) if part.isdecimal() else (1, part)
+                 for part in ordinal.replace("#", ".").split("."))

@@ -56,6 +56,7 @@ from domain.ids import agency_id, task_id
 from domain.obligations import owed_on, owed_once_on
 from domain.persistence.transcodings import DeadlineAsDict
 from domain.rules import OccurrenceState, TaskStatus, days_overdue
+from domain.specs import ordinal_key
 from projections import registry
 from projections.audit import apply_changes, entity_steps, unflatten
 from projections.base import Projection, chunks
@@ -977,9 +978,7 @@ def _best_role_per_obligation(judged: Iterable[_Judged]) -> list[_Judged]:
     return [item for _, item in best.values()]
 
 
-@lru_cache(maxsize=4096)
-def _ordinal_key(ordinal: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in ordinal.replace("#", ".").split("."))
+_ordinal_key = lru_cache(maxsize=4096)(ordinal_key)  # per distinct ordinal, not per row
 
 
 def _counts(statuses: Iterable[str]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from domain.clock import local_date
 from domain.journal import event_type_of, plain
+from domain.specs import ordinal_key
 
 PAGE = 1000
 _INTERNAL = {"_id", "_version", "_created_on", "_modified_on", "_pending_events"}
@@ -195,7 +196,7 @@ class Replayer:
         on = judged_on(moment)
         directives = sorted(self.of_type("Directive"), key=lambda d: (d.issued_on, d.number))
         tasks = sorted(self.of_type("Task"),
-                       key=lambda t: (t.directive_number, _ordinal_key(t.ordinal)))
+                       key=lambda t: (t.directive_number, ordinal_key(t.ordinal)))
         agencies = sorted(self.of_type("Agency"), key=lambda a: a.code)
         return LedgerAsOf(
             moment=moment, on=on, position=self.position,
@@ -209,10 +210,6 @@ class Replayer:
             tasks=[task_view(t, on) for t in tasks],
             agencies=[agency_view(a, on) for a in agencies],
         )
-
-
-def _ordinal_key(ordinal: str) -> tuple[Any, ...]:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in ordinal.split("."))
 
 
 def task_view(task: Any, on: date) -> dict[str, Any]:

@@ -572,3 +572,22 @@ def _pipelining(cur) -> bool:
 
     return cur.dialect == "postgres" and (
         cur.raw.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF)
+
+
+def test_tasks_numbered_and_lettered_in_one_directive_are_listed_in_order(ledger):
+    """Ordinals are the document's own (free text): "2", "10", "a" and "II.1" in one
+    directive order numbers by value and before words, instead of failing to compare."""
+    from dataclasses import replace
+
+    from tests.behaviour.projection_helpers import AGENCIES, SMALL, TASKS
+
+    base = TASKS[0]
+    spec = replace(SMALL, number="13/KH-UBND", tasks=tuple(
+        replace(base, ordinal=o, content=f"Nhiệm vụ {o}") for o in ("a", "10", "II.1", "2")))
+    ledger.issue_directive(OPERATOR, spec, register_agencies=AGENCIES)
+    models = caught_up(ledger)
+    owed = models.obligations("T-A", effective_on=date(2021, 9, 1))["obligations"]
+    assert [o["ordinal"] for o in owed if o["directive_number"] == "13/KH-UBND"
+            and o["role"] == "lead"] == ["2", "10", "II.1", "a"]
+    summary = models.directive_summary("13/KH-UBND", effective_on=date(2021, 9, 1))
+    assert [o["ordinal"] for o in summary["obligations"]] == ["2", "10", "II.1", "a"]
