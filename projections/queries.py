@@ -1047,14 +1047,13 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     tasks: _AccTasks = {}
     for (tid, number, ordinal, content, deadline, _kind, _due, assigned_on, cancelled_on, leads,
          assigned_at, triggered_at, cancelled_at) in task_rows:  # _ACC_TASK_COLUMNS
-        spells = _lead_spells(leads)
-        if among is not None and not _led_by(spells, among):
+        if _left_out(leads, among):
             tasks[tid] = None
             continue
         tasks[tid] = {
             "ref": TaskRef(tid, number, ordinal, content), "deadline": _deadline(deadline),
             "assigned_on": date.fromisoformat(assigned_on), "cancelled_on": _date(cancelled_on),
-            "leads": spells,
+            "leads": _lead_spells(leads),
             # the positions proving the task's due dates and its cancellation, if any
             "base_evidence": tuple(p for p in (assigned_at, triggered_at) if p),
             "cancel_evidence": (cancelled_at,) if cancelled_at else (),
@@ -1106,14 +1105,13 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
     if missing:
         for row in snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id", missing):
             item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
-            spells = _lead_spells(item["leads"])
-            if among is not None and not _led_by(spells, among):
+            if _left_out(item["leads"], among):
                 tasks[item["task_id"]] = None
                 continue
             tasks[item["task_id"]] = {
                 "ref": TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
                                item["content"]),
-                "leads": spells}
+                "leads": _lead_spells(item["leads"])}
     out = []
     for row in rows:
         item = dict(zip(columns, row, strict=True))
@@ -1127,9 +1125,17 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
     return out
 
 
-def _led_by(spells: Iterable[LeadSpell], agencies: frozenset[str]) -> bool:
-    """Whether one of ``agencies`` led the task at some time."""
-    return any(spell.agency in agencies for spell in spells)
+def _left_out(leads: str, among: frozenset[str] | None) -> bool:
+    """Whether a task is left out of a query ``among`` agencies: its stored lead spells
+    (``leads``, JSON) name none of them. Tested on the text, so that only the few tasks
+    kept are decoded: a code's JSON string is in the text of any spells naming it. (A task
+    kept that names a code only elsewhere never reaches those agencies' records.)"""
+    return among is not None and not any(code in leads for code in _json_strings(among))
+
+
+@lru_cache(maxsize=64)
+def _json_strings(codes: frozenset[str]) -> tuple[str, ...]:
+    return tuple(dumps(code) for code in codes)
 
 
 def _shortfall_json(s: Shortfall) -> dict[str, Any]:
