@@ -1020,7 +1020,7 @@ _ACC_TASK_COLUMNS = ("task_id", "directive_number", "ordinal", "content", "deadl
                      "assigned_at", "triggered_at", "cancelled_at")
 
 
-_AccTasks = dict[str, dict[str, Any] | None]  # by task id; None: a task left out (``among``)
+_AccTasks = dict[str, dict[str, Any]]  # by task id
 
 
 def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
@@ -1029,7 +1029,8 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     """Every obligation that can count in the period: those the ledger holds state for whose
     due or completion date falls in it, and those nothing has happened to yet, derived from
     the deadlines of the tasks that can fall due in it. ``among``: only those of the tasks
-    one of these agencies led at some time (``may_answer_for``)."""
+    one of these agencies led at some time (``may_answer_for``): the other tasks are not
+    read, and their occurrences are skipped."""
     start, end = period.start.isoformat(), period.end.isoformat()
     occ_columns = ("task_id", "occurrence", "original_due", "lateness_due", "completed_on",
                    "due_evidence", "completion_evidence")
@@ -1038,18 +1039,16 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
         "(lateness_due BETWEEN %s AND %s) OR (completed_on BETWEEN %s AND %s) OR "
         "(original_due BETWEEN %s AND %s)", (start, end, start, end, start, end))
     wanted = {r[0] for r in stored}
+    led, led_params = _led_among(among)
     task_rows = snap.select(cur, "acc_task", _ACC_TASK_COLUMNS,
-                            "deadline_kind=%s OR (due_on BETWEEN %s AND %s)",
-                            (DeadlineKind.RECURRING.value, start, end))
+                            f"(deadline_kind=%s OR (due_on BETWEEN %s AND %s)) AND {led}",
+                            (DeadlineKind.RECURRING.value, start, end, *led_params))
     known_ids = {r[0] for r in task_rows}
     task_rows += snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id",
-                                wanted - known_ids)
+                                wanted - known_ids, led, led_params)
     tasks: _AccTasks = {}
     for (tid, number, ordinal, content, deadline, _kind, _due, assigned_on, cancelled_on, leads,
          assigned_at, triggered_at, cancelled_at) in task_rows:  # _ACC_TASK_COLUMNS
-        if _left_out(leads, among):
-            tasks[tid] = None
-            continue
         tasks[tid] = {
             "ref": TaskRef(tid, number, ordinal, content), "deadline": _deadline(deadline),
             "assigned_on": date.fromisoformat(assigned_on), "cancelled_on": _date(cancelled_on),
@@ -1063,8 +1062,8 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     fromiso = date.fromisoformat
     for (tid, key, original_due, lateness_due, completed_on, due_evidence,
          completion_evidence) in stored:  # occ_columns
-        task = tasks[tid]
-        if task is None:
+        task = tasks.get(tid)
+        if task is None:  # a task left out (``among``)
             continue
         stored_keys.add((tid, key))
         out.append(ObligationFacts(
@@ -1073,8 +1072,6 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
             (*task["base_evidence"], *loads(due_evidence)), tuple(loads(completion_evidence)),
             task["cancel_evidence"]))
     for tid, task in tasks.items():
-        if task is None:
-            continue
         deadline: Deadline = task["deadline"]
         if deadline.kind is DeadlineKind.STANDING or deadline.is_dormant:
             continue
@@ -1103,11 +1100,10 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
                        (period.start.isoformat(), period.end.isoformat()))
     missing = {r[0] for r in rows} - set(tasks)
     if missing:
-        for row in snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id", missing):
+        led, led_params = _led_among(among)
+        for row in snap.select_in(cur, "acc_task", _ACC_TASK_COLUMNS, "task_id", missing, led,
+                                  led_params):
             item = dict(zip(_ACC_TASK_COLUMNS, row, strict=True))
-            if _left_out(item["leads"], among):
-                tasks[item["task_id"]] = None
-                continue
             tasks[item["task_id"]] = {
                 "ref": TaskRef(item["task_id"], item["directive_number"], item["ordinal"],
                                item["content"]),
@@ -1115,8 +1111,8 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
     out = []
     for row in rows:
         item = dict(zip(columns, row, strict=True))
-        task = tasks[item["task_id"]]
-        if task is None:
+        task = tasks.get(item["task_id"])
+        if task is None:  # a task left out (``among``)
             continue
         out.append(ActFacts(
             task["ref"], item["occurrence"], ActKind(item["kind"]),
@@ -1125,12 +1121,16 @@ def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
     return out
 
 
-def _left_out(leads: str, among: frozenset[str] | None) -> bool:
-    """Whether a task is left out of a query ``among`` agencies: its stored lead spells
-    (``leads``, JSON) name none of them. Tested on the text, so that only the few tasks
-    kept are decoded: a code's JSON string is in the text of any spells naming it. (A task
-    kept that names a code only elsewhere never reaches those agencies' records.)"""
-    return among is not None and not any(code in leads for code in _json_strings(among))
+def _led_among(among: frozenset[str] | None) -> tuple[str, tuple[str, ...]]:
+    """SQL: the task's stored lead spells (JSON text) name one of ``among`` (None: every
+    task), so that the rows of the other tasks are not even sent. A code's JSON string is
+    in the text of any spells naming it; a task kept that holds it only elsewhere (or, on
+    SQLite, in other letter case) never reaches those agencies' records."""
+    if among is None:
+        return "TRUE", ()
+    patterns = tuple("%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+                     for text in _json_strings(among))
+    return "(" + " OR ".join(["leads LIKE %s ESCAPE '!'"] * len(patterns)) + ")", patterns
 
 
 @lru_cache(maxsize=64)
