@@ -1034,12 +1034,17 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     start, end = period.start.isoformat(), period.end.isoformat()
     occ_columns = ("task_id", "occurrence", "original_due", "lateness_due", "completed_on",
                    "due_evidence", "completion_evidence")
-    stored = snap.select(
-        cur, "acc_occurrence", occ_columns,
-        "(lateness_due BETWEEN %s AND %s) OR (completed_on BETWEEN %s AND %s) OR "
-        "(original_due BETWEEN %s AND %s)", (start, end, start, end, start, end))
-    wanted = {r[0] for r in stored}
     led, led_params = _led_among(among)
+    in_period = ("((lateness_due BETWEEN %s AND %s) OR (completed_on BETWEEN %s AND %s) OR "
+                 "(original_due BETWEEN %s AND %s))")
+    params: tuple[Any, ...] = (start, end, start, end, start, end)
+    if among is not None:  # of the tasks kept: the others' occurrences are not sent
+        valid, bound = snap.where()
+        in_period += (f" AND task_id IN (SELECT task_id FROM {snap.table('acc_task')} "
+                      f"WHERE {valid} AND {led})")
+        params += (*bound, *led_params)
+    stored = snap.select(cur, "acc_occurrence", occ_columns, in_period, params)
+    wanted = {r[0] for r in stored}
     task_rows = snap.select(cur, "acc_task", _ACC_TASK_COLUMNS,
                             f"(deadline_kind=%s OR (due_on BETWEEN %s AND %s)) AND {led}",
                             (DeadlineKind.RECURRING.value, start, end, *led_params))
