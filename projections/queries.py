@@ -1029,8 +1029,8 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     """Every obligation that can count in the period: those the ledger holds state for whose
     due or completion date falls in it, and those nothing has happened to yet, derived from
     the deadlines of the tasks that can fall due in it. ``among``: only those of the tasks
-    one of these agencies led at some time (``may_answer_for``): the other tasks are not
-    read, and their occurrences are skipped."""
+    one of these agencies led at some time (``may_answer_for``); the other tasks and their
+    occurrences are not read."""
     start, end = period.start.isoformat(), period.end.isoformat()
     occ_columns = ("task_id", "occurrence", "original_due", "lateness_due", "completed_on",
                    "due_evidence", "completion_evidence")
@@ -1097,8 +1097,8 @@ def _lead_spells(text: str) -> tuple[LeadSpell, ...]:
 
 def _acc_acts(cur: Cursor, snap: Snapshot, period: Period, tasks: _AccTasks,
               among: frozenset[str] | None = None) -> list[ActFacts]:
-    """The acts recorded in the period (``among``: as in ``_acc_obligations``); ``tasks``
-    gains the tasks they concern that it did not hold."""
+    """The acts recorded in the period (``among``: only those on the tasks kept, as in
+    ``_acc_obligations``); ``tasks`` gains the tasks they concern that it did not hold."""
     columns = ("task_id", "occurrence", "position", "kind", "day", "timely", "outcome",
                "evidence")
     rows = snap.select(cur, "acc_act", columns, "day BETWEEN %s AND %s",
