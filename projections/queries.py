@@ -414,7 +414,7 @@ class ReadModels:
                 wanted, columns, parse = tasks, _OCC_COLUMNS, _obl_occurrences
             else:  # the tasks whose links carry their occurrence are judged from the links
                 wanted = [tid for tid, task in tasks.items() if not task.inline]
-                columns, parse = _OCC_JUDGE_COLUMNS, _judged_occurrences
+                columns, parse = _OCC_JUDGE_COLUMNS, _occurrence_states
             with snap.select_in_ahead(cur, "obl_occurrence", columns, "task_id",
                                       wanted) as occurrence_rows:
                 # judged while PostgreSQL reads the other tasks' occurrences
@@ -423,8 +423,9 @@ class ReadModels:
                 judging = parse(occurrence_rows())
             for tid, task in tasks.items():
                 if not task.inline:
+                    found = judging.get(tid, _NOTHING)
                     statuses[tid] = _judge(task.deadline, task.assigned_on, task.cancelled_on,
-                                           judging.get(tid, {}), day)
+                                           _states(found) if whole else found, day)
             judged = []
             seen: set[str] = set()
             linked_twice = False
@@ -527,9 +528,8 @@ class ReadModels:
             nearest: dict[str, date] = {}
             answering: dict[str, str] = {}  # a lead -> who answers for its open obligations
             for tid, lead, deadline, assigned_on, cancelled_on in tasks:
-                for occ, status in owed_on(deadline, assigned_on=assigned_on,
-                                           cancelled_on=cancelled_on,
-                                           occurrences=states.get(tid, _NOTHING), on=day):
+                for occ, status in _judge(deadline, assigned_on, cancelled_on,
+                                          states.get(tid, _NOTHING), day):
                     owner = lead
                     if status in OPEN:  # after a merger, the successor answers for it
                         if lead not in answering:
@@ -811,18 +811,10 @@ _OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due
 _OCC_JUDGE_COLUMNS = ("task_id", "occurrence", *OCCURRENCE_JUDGING)
 
 
-def _judged_occurrences(rows: Iterable[tuple[Any, ...]]) -> dict[str, Known]:
-    """Stored occurrences by task id and key, with only ``_OCC_JUDGE_COLUMNS`` filled in
-    (and no other columns beside them)."""
-    out: dict[str, dict[str, tuple[OccurrenceState, Mapping[str, Any]]]] = defaultdict(dict)
-    for tid, key, *judging in rows:
-        out[tid][key] = (_judging_state(key, *judging), _NOTHING)
-    return out
-
-
 def _occurrence_states(rows: Iterable[tuple[Any, ...]]
                        ) -> dict[str, dict[str, OccurrenceState]]:
-    """``_judged_occurrences`` as the domain's rules take them (no columns beside them)."""
+    """Stored occurrences (``_OCC_JUDGE_COLUMNS`` rows) by task id and key, with only what
+    judging needs filled in."""
     out: dict[str, dict[str, OccurrenceState]] = defaultdict(dict)
     for tid, key, *judging in rows:
         out[tid][key] = _judging_state(key, *judging)
@@ -864,12 +856,17 @@ def _obl_occurrences(rows: Iterable[tuple[Any, ...]]
 Known = Mapping[str, tuple[OccurrenceState, Mapping[str, Any]]]
 
 
-def _judge(deadline: Deadline, assigned_on: date, cancelled_on: date | None, known: Known,
-           day: date) -> list[tuple[OccurrenceState | None, TaskStatus]]:
+def _judge(deadline: Deadline, assigned_on: date, cancelled_on: date | None,
+           states: Mapping[str, OccurrenceState], day: date
+           ) -> list[tuple[OccurrenceState | None, TaskStatus]]:
     """A task's obligations on a day and their statuses, judged by the domain's rules."""
-    states = {key: occ for key, (occ, _) in known.items()}
     return owed_on(deadline, assigned_on=assigned_on, cancelled_on=cancelled_on,
                    occurrences=states, on=day)
+
+
+def _states(known: Known) -> dict[str, OccurrenceState]:
+    """The occurrences of ``known`` without the columns read beside them."""
+    return {key: occ for key, (occ, _) in known.items()}
 
 
 def _judge_inline(task: _LinkedTask, day: date
@@ -887,7 +884,7 @@ def _task_obligations(task: Mapping[str, Any], known: Known, day: date
                       ) -> list[dict[str, Any]]:
     """The task's obligations on a day, judged and rendered (``task``: every column)."""
     return [_obligation_row(task, occ, status, known, day) for occ, status in _judge(
-        task["deadline"], task["assigned_on"], task["cancelled_on"], known, day)]
+        task["deadline"], task["assigned_on"], task["cancelled_on"], _states(known), day)]
 
 
 def _obligation_row(task: Mapping[str, Any], occ: OccurrenceState | None, status: TaskStatus,
@@ -1134,13 +1131,8 @@ def _led_among(among: frozenset[str] | None) -> tuple[str, tuple[str, ...]]:
     if among is None:
         return "TRUE", ()
     patterns = tuple("%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-                     for text in _json_strings(among))
+                     for text in map(dumps, sorted(among)))
     return "(" + " OR ".join(["leads LIKE %s ESCAPE '!'"] * len(patterns)) + ")", patterns
-
-
-@lru_cache(maxsize=64)
-def _json_strings(codes: frozenset[str]) -> tuple[str, ...]:
-    return tuple(dumps(code) for code in codes)
 
 
 def _shortfall_json(s: Shortfall) -> dict[str, Any]:
