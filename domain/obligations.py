@@ -14,7 +14,18 @@ from datetime import date
 from typing import Any
 
 from domain.deadlines import ONCE, Deadline, DeadlineKind
-from domain.rules import OccurrenceState, TaskStatus, occurrence_status, undated_status
+from domain.rules import (
+    OPEN_STATUSES,
+    OccurrenceState,
+    TaskStatus,
+    occurrence_status,
+    undated_status,
+)
+
+#: The statuses with which an obligation whose lead agency was merged into another by the day
+#: is the successor's (DESIGN §1): a reorganisation moves the open obligations and never
+#: rewrites who was accountable before it, so one done or cancelled stays with the old lead.
+MOVING_TO_SUCCESSOR: frozenset[TaskStatus] = OPEN_STATUSES
 
 
 def fresh_occurrence(deadline: Deadline, key: str) -> OccurrenceState:

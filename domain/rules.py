@@ -37,6 +37,15 @@ class TaskStatus(StrEnum):
     def is_done(self) -> bool:
         return self in (TaskStatus.DONE_ON_TIME, TaskStatus.DONE_LATE)
 
+    @property
+    def is_open(self) -> bool:
+        """Still owed on the day: neither done nor cancelled."""
+        return not self.is_done and self is not TaskStatus.CANCELLED
+
+
+#: The statuses of an obligation still owed on the day (``TaskStatus.is_open``), as a set for
+#: read models that test thousands of statuses per query.
+OPEN_STATUSES = frozenset(s for s in TaskStatus if s.is_open)
 
 _LABELS_VI = {
     TaskStatus.NOT_DUE: "chưa đến hạn",

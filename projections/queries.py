@@ -53,9 +53,9 @@ from domain.clock import local_date
 from domain.deadlines import ONCE, Deadline, DeadlineKind
 from domain.errors import UnknownAgency, UnknownDirective, UnknownTask, ValidationError
 from domain.ids import agency_id, task_id
-from domain.obligations import owed_on, owed_once_on
+from domain.obligations import MOVING_TO_SUCCESSOR, owed_on, owed_once_on
 from domain.persistence.transcodings import DeadlineAsDict
-from domain.rules import OccurrenceState, TaskStatus, days_overdue
+from domain.rules import OPEN_STATUSES, OccurrenceState, TaskStatus, days_overdue
 from domain.specs import ordinal_key
 from projections import registry
 from projections.audit import apply_changes, entity_steps, unflatten
@@ -73,7 +73,6 @@ from projections.tables import dumps, ledger_time_text, loads, parse_ledger_time
 
 T = TypeVar("T")
 _DEADLINE = DeadlineAsDict()
-OPEN = (TaskStatus.OVERDUE, TaskStatus.IN_PROGRESS, TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE)
 _STATUS_ORDER = {s: i for i, s in enumerate((
     TaskStatus.OVERDUE, TaskStatus.IN_PROGRESS, TaskStatus.NOT_DUE, TaskStatus.NO_DEADLINE,
     TaskStatus.DONE_LATE, TaskStatus.DONE_ON_TIME, TaskStatus.CANCELLED))}
@@ -436,9 +435,9 @@ class ReadModels:
                     linked_twice = True
                 seen.add(tid)
                 for occ, status in statuses[tid]:
-                    if how == "successor" and status not in OPEN:
-                        continue  # done or cancelled before the merger: stays with the old lead
-                    if not include_closed and status not in OPEN:
+                    if how == "successor" and status not in MOVING_TO_SUCCESSOR:
+                        continue  # stays with the old lead
+                    if not include_closed and status not in OPEN_STATUSES:
                         continue
                     judged.append(_Judged(task, occ, status,
                                           role if how != "group" else f"group_{role}",
@@ -531,7 +530,7 @@ class ReadModels:
                 for occ, status in _judge(deadline, assigned_on, cancelled_on,
                                           states.get(tid, _NOTHING), day):
                     owner = lead
-                    if status in OPEN:  # after a merger, the successor answers for it
+                    if status in MOVING_TO_SUCCESSOR:
                         if lead not in answering:
                             answering[lead] = responsible_agency(lead, day, facts)[0]
                         owner = answering[lead]

@@ -18,8 +18,10 @@ from domain.errors import (
     TaskNotOpen,
     ValidationError,
 )
+from domain.obligations import MOVING_TO_SUCCESSOR
 from domain.rulebook import RULEBOOK
 from domain.rules import (
+    OPEN_STATUSES,
     TaskAction,
     TaskStatus,
     authorize_task_write,
@@ -301,3 +303,13 @@ def test_a_copy_of_a_task_shares_its_past_progress_reports_but_not_their_list():
     assert [p["summary"] for p in copy.progress] == ["Tuần 2", "Tuần 9", "Tuần 16"]
     assert [p["summary"] for p in task.progress] == ["Tuần 2", "Tuần 9"]
     assert copy.occurrence("once") is not task.occurrence("once")  # mutable: copied
+
+
+def test_a_merger_moves_only_the_obligations_still_owed_to_the_successor():
+    """DESIGN §1: the open ones pass to the successor; a done or cancelled one stays with
+    the lead that was accountable for it."""
+    assert MOVING_TO_SUCCESSOR == OPEN_STATUSES == {
+        TaskStatus.NOT_DUE, TaskStatus.IN_PROGRESS, TaskStatus.OVERDUE, TaskStatus.NO_DEADLINE}
+    closed = set(TaskStatus) - OPEN_STATUSES
+    assert closed == {TaskStatus.DONE_ON_TIME, TaskStatus.DONE_LATE, TaskStatus.CANCELLED}
+    assert all(not s.is_open for s in closed) and all(s.is_open for s in OPEN_STATUSES)
