@@ -1,8 +1,8 @@
 """The seam between the HTTP queries and the projections' read models.
 
-The query routes (obligations, accountability, history) talk to an object of this shape:
-``projections.queries.ReadModels(ledger)``. When that module is not installed the routes
-answer 503 ``read-models-unavailable`` instead of failing; tests substitute their own
+The query routes (obligations, their counts, accountability, history) talk to an object of
+this shape: ``projections.queries.ReadModels(ledger)``. When that module is not installed the
+routes answer 503 ``read-models-unavailable`` instead of failing; tests substitute their own
 implementation through ``create_app(read_models=...)``.
 
 Results are turned into JSON by ``jsonable`` (dataclasses, pydantic models, enums, dates,
@@ -33,6 +33,9 @@ class ReadModelsPort(Protocol):
                     effective_on: date | None = None, include_groups: bool = True,
                     include_closed: bool = False, limit: int | None = None,
                     offset: int = 0) -> Any: ...
+
+    def obligation_counts(self, *, as_of: datetime | None = None,
+                          effective_on: date | None = None) -> Any: ...
 
     def accountability(self, period: str, agency: str | None = None,
                        as_of: datetime | None = None) -> Any: ...

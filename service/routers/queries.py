@@ -1,5 +1,6 @@
 """Queries answered by the projections' read models (DESIGN §5): obligations of an agency,
-accountability of agency heads, the audit history of an entity.
+every agency's obligation counts, accountability of agency heads, the audit history of an
+entity.
 
 Read-your-writes: a write answers with the ``position`` of its last event; pass it as
 ``min_position`` and the query waits (up to LEDGER_API_READ_WAIT_SECONDS) until the read
@@ -221,6 +222,30 @@ def _obligations(svc: Services, code: str, as_of: str | None, effective_on: date
                            limit, offset)
     return _respond(svc, models, "obligations", key, compute, min_position=min_position,
                     gzip_ok=gzip_ok)
+
+
+@router.get("/obligation-counts", response_model=QueryResult, responses=READ_ERRORS)
+def obligation_counts(
+    request: Request, svc: ServicesDep, _: Reader,
+    as_of: AsOf = None,
+    effective_on: Annotated[QueryDay, Query(description=(
+        "Effective-time axis: judge statuses on this day (default: today)."))] = None,
+    min_position: MinPosition = None,
+):
+    """Every agency's obligations on a day by status, with the nearest due date of those in
+    progress: the province's overview. An agency merged into another by then answers for
+    none that are still open (its successor does); those it finished stay counted to it.
+    Sent gzipped to a client whose Accept-Encoding admits it."""
+    models = _read_models(svc, min_position)
+    moment = _as_of(as_of)
+
+    def compute() -> dict[str, Any]:
+        data = models.obligation_counts(as_of=moment, effective_on=effective_on)
+        return _answer({"as_of": moment, "effective_on": effective_on}, data)
+
+    key = ("obligation_counts", moment, effective_on or _today(svc))
+    return _respond(svc, models, "obligations", key, compute, min_position=min_position,
+                    gzip_ok=accepts_gzip(request.headers.get("accept-encoding")))
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

@@ -38,6 +38,11 @@ class FakeReadModels:
         return [{"agency": agency, "task": "768/QĐ-UBND#6.9", "status": "overdue",
                  "due_on": effective_on}]
 
+    def obligation_counts(self, *, as_of=None, effective_on=None):
+        self.calls.append(("obligation_counts", (), {"as_of": as_of,
+                                                     "effective_on": effective_on}))
+        return {"effective_on": effective_on, "agencies": []}
+
     def accountability(self, period, agency=None, as_of=None):
         self.calls.append(("accountability", (period,), {"agency": agency, "as_of": as_of}))
         return {"period": period, "heads": []}

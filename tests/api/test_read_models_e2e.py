@@ -92,6 +92,46 @@ def test_obligations_are_direct_by_default_with_groups_and_pages_on_request(serv
     assert page["page"] == {"offset": 2, "limit": 3, "total": grouped["page"]["total"]}
 
 
+def test_obligation_counts_give_every_agency_and_follow_a_write(served):
+    """The province's overview: a cancellation moves one obligation of its lead from the
+    status it had to cancelled, and no other agency's counts change."""
+    client, tokens = served
+    office = auth(tokens["office"])
+    day = {"effective_on": "2021-11-01"}
+
+    def counts(**params):
+        answer = client.get("/v1/obligation-counts", params={**day, **params}, headers=office)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["query"] == day
+        return {a["agency"]: a["counts"] for a in answer.json()["data"]["agencies"]}
+
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    before = counts(min_position=head)  # the imported plan folded
+    owed = client.get("/v1/agencies/QNG-STC/obligations", params=day, headers=office).json()
+    (was,) = [o["status"] for o in owed["data"]["obligations"]
+              if o["ordinal"] == "6.9" and o["role"] == "lead"]
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=office).json()
+    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
+                                      headers=office).json() if t["ordinal"] == "6.9")
+    written = client.post(f"/v1/tasks/{task['id']}/cancellation",
+                          json={"reason": "Không còn phù hợp", "effective_on": "2021-10-01"},
+                          headers=office)
+    assert written.status_code == 200, written.text
+
+    after = counts(min_position=written.json()["position"])
+    expected = dict(before["QNG-STC"])
+    expected[was] -= 1
+    expected["cancelled"] = expected.get("cancelled", 0) + 1
+    assert after["QNG-STC"] == {k: v for k, v in expected.items() if v}
+    assert {k: v for k, v in after.items() if k != "QNG-STC"} == {
+        k: v for k, v in before.items() if k != "QNG-STC"}
+    for bad in ({"effective_on": "31/12/2021"}, {"as_of": "hôm qua"}):
+        refused = client.get("/v1/obligation-counts", params=bad, headers=office)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"] == "application/problem+json"
+
+
 def test_obligations_are_gzipped_for_a_client_that_accepts_it(served):
     """Compressed once per cached answer: a default page of 500 obligations is ~470 KB of
     JSON, ~50 KB gzipped."""

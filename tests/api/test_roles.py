@@ -157,6 +157,7 @@ READS = [
     "/v1/directives/{directive}", "/v1/directives/{directive}/tasks?on=2022-01-15",
     "/v1/tasks/{task}", "/v1/events?after=0&limit=5", "/v1/feed?after=0&limit=2",
     "/v1/agencies/QNG-STC/obligations?effective_on=2022-01-01", "/v1/accountability?period=2021",
+    "/v1/obligation-counts?effective_on=2022-01-01",
     "/v1/history/task/{task}", "/v1/integrity", "/v1/integrity/proof/1",
 ]
 

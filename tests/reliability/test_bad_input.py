@@ -176,6 +176,8 @@ def test_dates_out_of_range_or_malformed_are_422(api):
         for query in (f"/v1/tasks/{api.task('6.9')}?on={value}",
                       f"/v1/directives/{api.plan.id}/tasks?on={value}",
                       f"/v1/agencies/QNG-STC/obligations?effective_on={value}",
+                      f"/v1/obligation-counts?effective_on={value}",
+                      f"/v1/obligation-counts?as_of={value}",
                       f"/v1/accountability?period=2021&as_of={value}"):
             if value == "" or ("as_of" in query and name in AS_OF_ACCEPTS):
                 continue  # "not given"; as_of takes a moment, dd/mm/yyyy or ISO basic
@@ -250,6 +252,7 @@ QUERY_CASES = [
     "/v1/agencies/QNG-STC/obligations?min_position=-1",
     "/v1/agencies/QNG-STC/obligations?min_position=4611686018427387905",
     "/v1/accountability?period=2021&as_of=not-a-time",
+    "/v1/obligation-counts?min_position=-1", "/v1/obligation-counts?effective_on=2022-13-01",
     "/v1/accountability?period=2021-Q5", "/v1/accountability",
     "/v1/history/task/not-a-uuid", "/v1/history/agency/%00", "/v1/history/folder/x",
     "/v1/tasks/not-a-uuid", "/v1/directives", "/v1/directives?number=",
