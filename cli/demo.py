@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cli.common import console, open_ledger, operator_context
 from cli.main import DB_OPTION, app
-from cli.projections import catch_up, vn
+from cli.projections import catch_up, print_counts, vn
 from domain.actors import Actor, CommandContext, Role, SourceDocument
 from domain.clock import LOCAL_TZ, format_date_vn, local_date, utc_now
 from domain.directive_file import parse_directive_mapping
@@ -172,7 +172,7 @@ def demo(db: str | None = DB_OPTION) -> None:
         models = ReadModels(ledger)
         counts = models.obligation_counts(effective_on=today)
         record = models.accountability("2022", effective_on=today)
-    _print_counts(counts, today)
+    print_counts(counts)
     _print_accountability(record)
     console.print(
         "Next: [bold]ledger obligations --agency QNG-SNV[/], "
@@ -181,25 +181,6 @@ def demo(db: str | None = DB_OPTION) -> None:
         "[bold]ledger obligations --agency QNG-STC --as-of 31/12/2021[/], "
         "[bold]ledger projections status[/]"
     )
-
-
-def _print_counts(result: dict[str, Any], today: date) -> None:
-    table = Table(title=f"Nghĩa vụ theo cơ quan chủ trì, ngày {format_date_vn(today)} "
-                        f"(từ dữ liệu tổng hợp, sự kiện #{result['as_of']['projection_position']})")
-    for column in ("Cơ quan chủ trì", "Quá hạn", "Đang thực hiện", "Chưa đến hạn",
-                   "Không thời hạn", "Hoàn thành", "Hạn gần nhất"):
-        table.add_column(column, justify="left" if column == "Cơ quan chủ trì" else "right")
-    rows = sorted(result["agencies"], key=lambda a: (-a["counts"].get("overdue", 0),
-                                                     a["agency"]))
-    for agency in rows:
-        c = agency["counts"]
-        done = c.get("done_on_time", 0) + c.get("done_late", 0)
-        name = agency["name"] or ""
-        table.add_row(f"{agency['agency']} {name[:38]}",
-                      f"[bold red]{c.get('overdue', 0)}[/]", str(c.get("in_progress", 0)),
-                      str(c.get("not_due", 0)), str(c.get("no_deadline", 0)), str(done),
-                      vn(agency["next_due"]))
-    console.print(table)
 
 
 def _print_accountability(result: dict[str, Any]) -> None:

@@ -320,25 +320,52 @@ def obligations(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What an agency owes (as lead, coordinator, or member of a group), with effective and
-    original due dates, status, days overdue and extensions; or a directive's progress."""
-    if (agency is None) == (directive is None):
-        fail("give --agency CODE or --directive NUMBER", EXIT_USAGE)
+    original due dates, status, days overdue and extensions; or a directive's progress;
+    without either, every answering agency's obligations by status and nearest due date."""
+    if agency is not None and directive is not None:
+        fail("give --agency CODE or --directive NUMBER, not both", EXIT_USAGE)
+    if include_closed and agency is None:
+        fail("--all lists one agency's obligations: give --agency CODE", EXIT_USAGE)
     moment, day = _moment(as_of), _day(on)
+    when = {"as_of": moment, "as_of_position": as_of_position, "effective_on": day}
     with open_ledger(db) as ledger:
         models = _models(ledger, catch)
         if directive is not None:
-            result = models.directive_summary(directive, as_of=moment,
-                                              as_of_position=as_of_position, effective_on=day)
+            result = models.directive_summary(directive, **when)
+        elif agency is not None:
+            result = models.obligations(agency, include_closed=include_closed, **when)
         else:
-            result = models.obligations(agency, as_of=moment, as_of_position=as_of_position,
-                                        effective_on=day, include_closed=include_closed)
+            result = models.obligation_counts(**when)
     if as_json:
         print_json(result)
-        return
-    if directive is not None:
+    elif directive is not None:
         _print_directive(result)
-    else:
+    elif agency is not None:
         _print_obligations(result)
+    else:
+        print_counts(result)
+
+
+def print_counts(result: dict[str, Any]) -> None:
+    """``obligation_counts`` as a table: the agencies with most overdue first."""
+    table = Table(title=f"Nghĩa vụ theo cơ quan chủ trì, ngày {vn(result['effective_on'])} "
+                        f"({_basis(result)})")
+    for column in ("Cơ quan chủ trì", "Quá hạn", "Đang thực hiện", "Chưa đến hạn",
+                   "Không thời hạn", "Hoàn thành", "Hạn gần nhất"):
+        table.add_column(column, justify="left" if column == "Cơ quan chủ trì" else "right")
+    rows = sorted(result["agencies"], key=lambda a: (-a["counts"].get("overdue", 0),
+                                                     a["agency"]))
+    for agency in rows:
+        c = agency["counts"]
+        done = c.get("done_on_time", 0) + c.get("done_late", 0)
+        name = agency["name"] or ""
+        table.add_row(f"{agency['agency']} {name[:38]}",
+                      f"[bold red]{c.get('overdue', 0)}[/]", str(c.get("in_progress", 0)),
+                      str(c.get("not_due", 0)), str(c.get("no_deadline", 0)), str(done),
+                      vn(agency["next_due"]))
+    console.print(table)
+    if not rows:
+        console.print("Không có nghĩa vụ.")
 
 
 def _counts_text(counts: dict[str, int]) -> str:

@@ -61,8 +61,18 @@ def test_read_commands_answer_for_people_and_for_machines(store_url):
     history = run(store_url, "history", "agency", "QNG-SNV")
     assert "Agency.HeadAppointed" in history.stdout and "Nguyễn Văn A" in history.stdout
     summary = json.loads(run(store_url, "obligations", "--directive", "768/QĐ-UBND",
-                             "--json").stdout)
+                             "--on", "1/6/2022", "--json").stdout)
     assert summary["directive"]["number"] == "768/QĐ-UBND"
+    # Without --agency: every agency's counts, which together are the one directive's.
+    overview = json.loads(run(store_url, "obligations", "--on", "1/6/2022", "--json").stdout)
+    total: dict[str, int] = {}
+    for row in overview["agencies"]:
+        for status, n in row["counts"].items():
+            total[status] = total.get(status, 0) + n
+    assert total == summary["counts"] and total["overdue"] > 0
+    table = run(store_url, "obligations", "--on", "1/6/2022")
+    assert "Nghĩa vụ theo cơ quan chủ trì, ngày 01/06/2022" in table.stdout
+    assert "QNG-SNV" in table.stdout
 
     rebuilt = run(store_url, "rebuild", "obligations", "--grace", "0", "--jobs", "2", "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -82,7 +92,8 @@ def test_read_command_errors_are_one_line_with_an_exit_code(tmp_path):
     for args in (["accountability", "--period", "2024-Q5"], ["rebuild"],
                  ["rebuild", "nonsense"], ["history", "person", "x"],
                  ["obligations", "--agency", "QNG-SNV", "--as-of", "hôm qua"],
-                 ["obligations"]):
+                 ["obligations", "--all"],
+                 ["obligations", "--agency", "QNG-SNV", "--directive", "768/QĐ-UBND"]):
         result = run(url, *args)
         assert result.returncode == 2, (args, result.stderr)
 
