@@ -128,6 +128,40 @@ def settled_on(
     return settled
 
 
+def final_status(
+    deadline: Deadline,
+    *,
+    assigned_on: date,
+    cancelled_on: date | None,
+    occurrences: Mapping[str, OccurrenceState],
+) -> tuple[date, TaskStatus] | None:
+    """The day from which the task's obligations stop changing, with the status they keep:
+    on that day and on every later one, ``owed_on`` lists exactly one obligation, with that
+    status. None while no such day is known: an open task, or a recurring one (it falls due
+    again every period, even cancelled).
+
+    A read model stores it beside the task, so that counting every agency's obligations on
+    a day tallies the tasks final by then in the database instead of judging each: most
+    tasks of a ledger a few years old are."""
+    once = (deadline.kind is DeadlineKind.STANDING or deadline.is_dormant
+            or judged_on_once(deadline, occurrences))
+    if not once:
+        return None
+    occurrence = occurrences.get(ONCE)
+    if cancelled_on is not None:  # cancelled from then on, whatever was done before
+        day = cancelled_on
+    elif (occurrence is not None and occurrence.completed_on is not None
+          and deadline.kind is not DeadlineKind.STANDING and not deadline.is_dormant):
+        day = occurrence.completed_on
+    else:
+        return None
+    day = max(day, assigned_on)  # nothing is owed before the task was assigned
+    ((_, status),) = _obligation_on_once(deadline, assigned_on=assigned_on,
+                                          cancelled_on=cancelled_on, occurrence=occurrence,
+                                          on=day)
+    return day, status
+
+
 def listed_obligations(
     deadline: Deadline,
     *,

@@ -15,9 +15,10 @@ Tables (each row versioned, see ``projections.tables``):
 * ``obl_agency``      one row per agency: name, level, status, successor, group members, heads
 
 Statuses are not stored: they depend on the day they are judged on, so the query judges the
-stored facts with ``domain.rules`` for the day asked about. Occurrences nothing has happened to
-(e.g. next year's report of a "Hằng năm" task) are not stored either; the query derives them
-from the deadline (``domain.obligations``).
+stored facts with ``domain.rules`` for the day asked about. (The one exception: the status a
+task's one obligation keeps for good from some day on, which its links carry.) Occurrences
+nothing has happened to (e.g. next year's report of a "Hằng năm" task) are not stored either;
+the query derives them from the deadline (``domain.obligations``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from domain.agency import AgencyStatus
 from domain.deadlines import ONCE
-from domain.obligations import judged_on_once, settled_on
+from domain.obligations import final_status, judged_on_once, settled_on
 from domain.task import Task
 from projections.base import (
     EntityState,
@@ -53,7 +54,10 @@ LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cance
 # Each link also carries the day its task settled (``domain.obligations.settled_on``: from
 # that day on it owes nothing open), which a confirmed completion sets once: "what is owed
 # on D" leaves the tasks settled by D out before reading their occurrences and judging
-# them. Most of an agency's tasks are (of the 1M ledger's links, about half).
+# them. Most of an agency's tasks are (of the 1M ledger's links, about half). And the day
+# from which the task's one obligation keeps one status (``final_on``, ``final_status``:
+# ``domain.obligations.final_status``), so that the counts of every agency on D tally the
+# lead links final by D in the database and judge only the others.
 # What judging reads of each stored occurrence of an agency's tasks, besides the task and the
 # occurrence's key; the occurrences' covering index carries them (with the version columns),
 # so those reads never visit the table.
@@ -63,7 +67,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 4
+    version = 5
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -79,7 +83,7 @@ class ObligationsProjection(Projection):
                   indexes=(("directive_id",),)),
         # An agency's links are read together (its obligations): stored together.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
-                  columns=("role", *LINK_JUDGING, "settled_on"),
+                  columns=("role", *LINK_JUDGING, "settled_on", "final_on", "final_status"),
                   int_columns=frozenset({"inline"}), clustered=True),
         TableSpec("obl_occurrence", key=("task_id", "occurrence"),
                   columns=("original_due", "due_on", "lateness_due", "completed_on",
@@ -144,16 +148,23 @@ def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
                *((iso(once.original_due), iso(once.due_on), iso(once.lateness_due),
                   iso(once.completed_on)) if inline and once is not None
                  else (None, None, None, None)))  # LINK_JUDGING
-    settled = _settled_on(task)
-    agencies = {(task.lead, tid): ("lead", *judging, settled)}
+    settled = (_settled_on(task), *_final(task))
+    agencies = {(task.lead, tid): ("lead", *judging, *settled)}
     for code in task.coordinating:
-        agencies[(code, tid)] = ("coordinating", *judging, settled)
+        agencies[(code, tid)] = ("coordinating", *judging, *settled)
     return agencies
 
 
 def _settled_on(task: Any) -> str | None:
     return iso(settled_on(task.deadline, cancelled_on=task.cancelled_on,
                           occurrences=task.occurrences))
+
+
+def _final(task: Any) -> tuple[str | None, str | None]:
+    """(``final_on``, ``final_status``) of the links: ``domain.obligations.final_status``."""
+    final = final_status(task.deadline, assigned_on=task.assigned_on,
+                         cancelled_on=task.cancelled_on, occurrences=task.occurrences)
+    return (None, None) if final is None else (final[0].isoformat(), final[1].value)
 
 
 def _task_row(task: Any) -> tuple[Any, ...]:

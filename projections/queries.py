@@ -117,15 +117,20 @@ class Snapshot:
         }
 
     def select(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
-               params: Sequence[Any] = (), order: str = "") -> list[tuple[Any, ...]]:
-        return cur.execute(*self._select(logical, columns, where, params, order)).fetchall()
+               params: Sequence[Any] = (), order: str = "", group: str = ""
+               ) -> list[tuple[Any, ...]]:
+        return cur.execute(*self._select(logical, columns, where, params, order,
+                                         group)).fetchall()
 
     def _select(self, logical: str, columns: Sequence[str], where: str = "",
-                params: Sequence[Any] = (), order: str = "") -> tuple[str, tuple[Any, ...]]:
+                params: Sequence[Any] = (), order: str = "", group: str = ""
+                ) -> tuple[str, tuple[Any, ...]]:
         condition, bound = self.where()
         sql = f"SELECT {', '.join(columns)} FROM {self.table(logical)} WHERE {condition}"
         if where:
             sql += f" AND ({where})"
+        if group:
+            sql += f" GROUP BY {group}"
         if order:
             sql += f" ORDER BY {order}"
         return sql, (*bound, *params)
@@ -516,19 +521,36 @@ class ReadModels:
             snap = self._snapshot(cur, "obligations", as_of, as_of_position)
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
-            task_rows = snap.select(cur, "obl_task", _COUNT_COLUMNS)
-            with snap.select_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS) as occurrence_rows:
-                # decoded while PostgreSQL reads the occurrences: tuples built in one step
-                tasks = [(tid, lead, _deadline(deadline), date.fromisoformat(assigned_on),
-                          _date(cancelled_on))
-                         for tid, lead, deadline, assigned_on, cancelled_on in task_rows]
-                states = _occurrence_states(occurrence_rows())
+            on = day.isoformat()
             counts: dict[str, Counter[TaskStatus]] = defaultdict(Counter)
+            # The tasks final by the day: tallied by the database, by their stored status
+            # (done or cancelled, so they stay with their lead after a merger).
+            for lead, status, n in snap.select(cur, "obl_task_agency",
+                                               ("agency", "final_status", "count(*)"),
+                                               "role = 'lead' AND final_on <= %s", (on,),
+                                               group="agency, final_status"):
+                counts[lead][TaskStatus(status)] += n
+            # The others are judged; the stored occurrences of those not judged from their
+            # links are sent for now, while the links are decoded.
+            not_final = "role = 'lead' AND (final_on IS NULL OR final_on > %s)"
+            valid, bound = snap.where()
+            recurring = (f"task_id IN (SELECT task_id FROM {snap.table('obl_task_agency')} "
+                         f"WHERE {valid} AND {not_final} AND inline = 0)")
+            with snap.select_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, recurring,
+                                   (*bound, on)) as occurrence_rows:
+                links, tasks = _decode_links(snap.select(cur, "obl_task_agency", _LINK_COLUMNS,
+                                                         not_final, (on,)))
+                statuses = {tid: _judge_inline(task, day)
+                            for tid, task in tasks.items() if task.inline}
+                states = _occurrence_states(occurrence_rows())
+            for tid, task in tasks.items():
+                if not task.inline:
+                    statuses[tid] = _judge(task.deadline, task.assigned_on, task.cancelled_on,
+                                           states.get(tid, _NOTHING), day)
             nearest: dict[str, date] = {}
             answering: dict[str, str] = {}  # a lead -> who answers for its open obligations
-            for tid, lead, deadline, assigned_on, cancelled_on in tasks:
-                for occ, status in _judge(deadline, assigned_on, cancelled_on,
-                                          states.get(tid, _NOTHING), day):
+            for lead, tid, _ in links:  # (lead links only: one per task)
+                for occ, status in statuses[tid]:
                     owner = lead
                     if status in MOVING_TO_SUCCESSOR:
                         if lead not in answering:
@@ -722,7 +744,6 @@ _JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lea
 _DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
                    "last_progress")  # the rest of a rendered obligation
 _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
-_COUNT_COLUMNS = ("task_id", "lead", "deadline", "assigned_on", "cancelled_on")  # the counts'
 # A task as its links carry it (``LINK_JUDGING``, ``_LinkedTask``), and what a rendered
 # obligation then reads from the task's own row.
 _LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
@@ -757,7 +778,13 @@ def _agency_links(cur: Cursor, snap: Snapshot, via: Iterable[str], owing_on: dat
     role), and those tasks by id as their links carry them. ``owing_on``: only the tasks not
     settled by that day (they may owe something open on it)."""
     where, params = (_UNSETTLED, (owing_on.isoformat(),)) if owing_on else ("", ())
-    rows = snap.select_in(cur, "obl_task_agency", _LINK_COLUMNS, "agency", via, where, params)
+    return _decode_links(snap.select_in(cur, "obl_task_agency", _LINK_COLUMNS, "agency", via,
+                                        where, params))
+
+
+def _decode_links(rows: Iterable[tuple[Any, ...]]
+                  ) -> tuple[list[tuple[str, str, str]], dict[str, _LinkedTask]]:
+    """``_LINK_COLUMNS`` rows as (agency, task id, role), and their tasks by id."""
     links, tasks = [], {}
     for code, tid, role, number, ordinal, deadline, assigned_on, cancelled_on, *once in rows:
         links.append((code, tid, role))

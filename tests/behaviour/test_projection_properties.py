@@ -8,6 +8,7 @@ part. Comparisons are of whole tables (every column, every version) and of query
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 
 import pytest
@@ -249,6 +250,22 @@ def test_live_equals_rebuild_and_as_of_equals_rebuild_up_to_then(store_url, step
                 # Open ones only: the tasks settled by the day are left out unjudged.
                 assert own_obligations(models, code, day, include_closed=False) == {
                     row for row in owed if row[2] in OPEN_STATUSES}
+            # Every agency's counts (tasks final by the day tallied from their stored
+            # status, the others judged): the aggregates' obligations by lead; a merger
+            # moves the open ones, so there only the totals are compared.
+            by_lead: dict[str, Counter[str]] = defaultdict(Counter)
+            for ordinal in TASK_ORDINALS:
+                task = ledger.task(task_id(directive_id, ordinal))
+                for _, status in owed_on(task.deadline, assigned_on=task.assigned_on,
+                                         cancelled_on=task.cancelled_on,
+                                         occurrences=task.occurrences, on=day):
+                    by_lead[task.lead][status.value] += 1
+            counts = {row["agency"]: row["counts"]
+                      for row in models.obligation_counts(effective_on=day)["agencies"]}
+            assert sum(map(Counter, counts.values()), Counter()) == sum(by_lead.values(),
+                                                                        Counter())
+            for code in set(AGENCY_CODES) - merged:
+                assert counts.get(code, {}) == dict(by_lead[code])
             with scratch_copies(ledger, until=position) as scratch:
                 assert digests(ledger, scratch, at=("pos", position)) == digests(
                     ledger, live, at=("pos", position))

@@ -312,6 +312,38 @@ def test_a_merger_moves_open_obligations_to_the_successor_but_not_finished_ones(
     assert counts["T-A"]["counts"] == {"done_on_time": 1}
 
 
+def test_counts_on_the_days_a_task_becomes_done_and_then_cancelled(ledger, small, clock):
+    """Every agency's counts tally a task final by the day from the status its links store
+    and judge the others: on the day before and the day of each change they equal the
+    domain's judgment of the task aggregates, lead by lead."""
+    from collections import Counter
+
+    from domain.obligations import owed_on
+
+    clock.set("2021-09-20 10:00")
+    ledger.report_completion(agency("T-A"), small["1"], completed_on=date(2021, 9, 20),
+                             summary="Xong")
+    ledger.confirm_completion(OFFICE, small["1"])
+    clock.set("2021-12-10 09:00")
+    for ordinal in ("1", "3"):  # done, then cancelled; a standing task cancelled
+        ledger.cancel_task(OFFICE, small[ordinal], reason="Không còn phù hợp",
+                           effective_on=date(2021, 12, 5))
+    models = caught_up(ledger)
+    for day in (date(2021, 9, 19), date(2021, 9, 20), date(2021, 12, 4), date(2021, 12, 5)):
+        expected: dict[str, Counter[str]] = {}
+        for tid in small.values():
+            task = ledger.task(tid)
+            for _, status in owed_on(task.deadline, assigned_on=task.assigned_on,
+                                     cancelled_on=task.cancelled_on,
+                                     occurrences=task.occurrences, on=day):
+                expected.setdefault(task.lead, Counter())[status.value] += 1
+        counts = models.obligation_counts(effective_on=day)["agencies"]
+        assert {row["agency"]: row["counts"] for row in counts} == {
+            code: dict(sorted(c.items())) for code, c in expected.items()}, day
+    assert "done_on_time" in str(models.obligation_counts(effective_on=date(2021, 9, 20)))
+    assert "cancelled" in str(models.obligation_counts(effective_on=date(2021, 12, 5)))
+
+
 def test_history_lists_every_event_with_the_state_before_and_after(ledger, small, clock):
     clock.set("2021-09-01 09:00")
     from domain.actors import SourceDocument
@@ -460,13 +492,13 @@ def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_sche
         Runner(ledger).catch_up()
         models = ReadModels(ledger)
         expected = models.obligation_counts()
-        judged = queries._obl_tasks
+        judged = queries._decode_links
 
         def slow(*args):
             time.sleep(1.5)  # idle in the transaction between two statements
             return judged(*args)
 
-        monkeypatch.setattr(queries, "_obl_tasks", slow)
+        monkeypatch.setattr(queries, "_decode_links", slow)
         assert models.obligation_counts() == expected
     finally:
         ledger.close()

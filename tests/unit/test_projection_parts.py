@@ -265,6 +265,52 @@ def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
                       occurrences={}) == date(2023, 1, 1)
 
 
+@settings(max_examples=500, deadline=None)
+@given(task=settling_tasks(), later=st.integers(min_value=0, max_value=2000))
+def test_a_task_final_on_a_day_owes_one_obligation_of_that_status_from_then_on(task, later):
+    """The counts of every agency tally a task final by the day asked about by its stored
+    status, without judging it; right only if ``owed_on`` would list exactly that."""
+    from domain.obligations import final_status, owed_on
+
+    final = final_status(task["deadline"], cancelled_on=task["cancelled_on"],
+                         assigned_on=task["assigned_on"], occurrences=task["occurrences"])
+    if final is None:
+        return
+    day, status = final
+    assert day >= task["assigned_on"]
+    owed = owed_on(task["deadline"], on=day + timedelta(days=later),
+                   **{k: v for k, v in task.items() if k != "deadline"})
+    assert [s for _, s in owed] == [status]
+
+
+def test_a_task_is_final_when_cancelled_or_its_only_obligation_is_done():
+    from domain.obligations import final_status
+
+    once, yearly, standing = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
+                              _SETTLING_DEADLINES[5])
+    done = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30),
+                           completed_on=date(2022, 7, 4))
+    open_ = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30))
+    assigned = {"assigned_on": date(2022, 3, 1)}
+    assert final_status(once, cancelled_on=None, occurrences={}, **assigned) is None
+    assert final_status(once, cancelled_on=None, occurrences={"once": open_}, **assigned) is None
+    assert final_status(once, cancelled_on=None, occurrences={"once": done}, **assigned) == (
+        date(2022, 7, 4), TaskStatus.DONE_LATE)
+    # Done, then cancelled: cancelled from the cancellation on (done between the two).
+    assert final_status(once, cancelled_on=date(2022, 8, 1), occurrences={"once": done},
+                        **assigned) == (date(2022, 8, 1), TaskStatus.CANCELLED)
+    # Cancelled with an effect before its assignment: final from the assignment.
+    assert final_status(once, cancelled_on=date(2022, 1, 1), occurrences={},
+                        **assigned) == (date(2022, 3, 1), TaskStatus.CANCELLED)
+    year_done = OccurrenceState("2022", date(2022, 12, 31), date(2022, 12, 31),
+                                date(2022, 12, 31), completed_on=date(2022, 12, 1))
+    assert final_status(yearly, cancelled_on=date(2023, 1, 1),
+                        occurrences={"2022": year_done}, **assigned) is None
+    assert final_status(standing, cancelled_on=None, occurrences={}, **assigned) is None
+    assert final_status(standing, cancelled_on=date(2023, 1, 1), occurrences={},
+                        **assigned) == (date(2023, 1, 1), TaskStatus.CANCELLED)
+
+
 def test_judged_on_once_only_for_tasks_not_recurring_that_hold_no_other_occurrence():
     """What the obligations read model keeps on a task's links (``inline``) instead of
     reading its occurrences: true only where ``obligations_on`` reads no other."""
