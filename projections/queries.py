@@ -161,10 +161,10 @@ class Snapshot:
             yield rows
 
     def select_ahead(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
-                     params: Sequence[Any] = ()
+                     params: Sequence[Any] = (), group: str = ""
                      ) -> contextlib.AbstractContextManager[Callable[[], list[tuple[Any, ...]]]]:
         """``select`` sent now, its rows fetched later in the block (``Cursor.ahead``)."""
-        return cur.ahead(*self._select(logical, columns, where, params))
+        return cur.ahead(*self._select(logical, columns, where, params, group=group))
 
     @staticmethod
     def _member(column: str, values: Iterable[Any], where: str = "",
@@ -522,45 +522,43 @@ class ReadModels:
             agencies = _obl_agencies(cur, snap)
             facts = _agency_facts(agencies)
             on = day.isoformat()
-            counts: dict[str, Counter[TaskStatus]] = defaultdict(Counter)
-            # The tasks final by the day: tallied by the database, by their stored status
-            # (done or cancelled, so they stay with their lead after a merger).
-            for lead, status, n in snap.select(cur, "obl_task_agency",
-                                               ("agency", "final_status", "count(*)"),
-                                               "role = 'lead' AND final_on <= %s", (on,),
-                                               group="agency, final_status"):
-                counts[lead][TaskStatus(status)] += n
-            # The others are judged; the stored occurrences of those not judged from their
-            # links are sent for now, while the links are decoded.
-            not_final = "role = 'lead' AND (final_on IS NULL OR final_on > %s)"
-            valid, bound = snap.where()
-            recurring = (f"task_id IN (SELECT task_id FROM {snap.table('obl_task_agency')} "
-                         f"WHERE {valid} AND {not_final} AND inline = 0)")
-            with snap.select_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, recurring,
-                                   (*bound, on)) as occurrence_rows:
-                links, tasks = _decode_links(snap.select(cur, "obl_task_agency", _LINK_COLUMNS,
-                                                         not_final, (on,)))
+            # The lead links of the tasks not final by the day are judged; each statement
+            # after the first runs while Python works on what the one before gave.
+            rows = snap.select(cur, "obl_task_agency", _LINK_COLUMNS,
+                               "role = 'lead' AND (final_on IS NULL OR final_on > %s)", (on,))
+            recurring = [row[1] for row in rows if not row[_LINK_INLINE]]
+            with snap.select_in_ahead(cur, "obl_occurrence", _OCC_JUDGE_COLUMNS, "task_id",
+                                      recurring) as occurrence_rows:
+                links, tasks = _decode_links(rows)
                 statuses = {tid: _judge_inline(task, day)
                             for tid, task in tasks.items() if task.inline}
                 states = _occurrence_states(occurrence_rows())
-            for tid, task in tasks.items():
-                if not task.inline:
-                    statuses[tid] = _judge(task.deadline, task.assigned_on, task.cancelled_on,
-                                           states.get(tid, _NOTHING), day)
+            counts: dict[str, Counter[TaskStatus]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             answering: dict[str, str] = {}  # a lead -> who answers for its open obligations
-            for lead, tid, _ in links:  # (lead links only: one per task)
-                for occ, status in statuses[tid]:
-                    owner = lead
-                    if status in MOVING_TO_SUCCESSOR:
-                        if lead not in answering:
-                            answering[lead] = responsible_agency(lead, day, facts)[0]
-                        owner = answering[lead]
-                    counts[owner][status] += 1
-                    due = occ.due_on if occ else None
-                    if status is TaskStatus.IN_PROGRESS and due is not None and (
-                            owner not in nearest or due < nearest[owner]):
-                        nearest[owner] = due
+            # The tasks final by the day are tallied by the database, by their stored status
+            # (done or cancelled: they stay with their lead after a merger).
+            with snap.select_ahead(cur, "obl_task_agency", ("agency", "final_status", "count(*)"),
+                                   "role = 'lead' AND final_on <= %s", (on,),
+                                   group="agency, final_status") as final_rows:
+                for tid, task in tasks.items():
+                    if not task.inline:
+                        statuses[tid] = _judge(task.deadline, task.assigned_on,
+                                               task.cancelled_on, states.get(tid, _NOTHING), day)
+                for lead, tid, _ in links:  # (lead links only: one per task)
+                    for occ, status in statuses[tid]:
+                        owner = lead
+                        if status in MOVING_TO_SUCCESSOR:
+                            if lead not in answering:
+                                answering[lead] = responsible_agency(lead, day, facts)[0]
+                            owner = answering[lead]
+                        counts[owner][status] += 1
+                        due = occ.due_on if occ else None
+                        if status is TaskStatus.IN_PROGRESS and due is not None and (
+                                owner not in nearest or due < nearest[owner]):
+                            nearest[owner] = due
+                for lead, status, n in final_rows():
+                    counts[lead][TaskStatus(status)] += n
             out = []
             for code in sorted(counts):
                 row = agencies.get(code, {})
@@ -748,6 +746,7 @@ _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
 # obligation then reads from the task's own row.
 _LINKED_TASK_COLUMNS = ("task_id", *LINK_JUDGING)
 _LINK_COLUMNS = ("agency", "task_id", "role", *LINK_JUDGING)
+_LINK_INLINE = _LINK_COLUMNS.index("inline")
 _PAGE_COLUMNS = ("task_id", "directive_id", "lead", *_DETAIL_COLUMNS[1:])
 
 
