@@ -536,8 +536,15 @@ class ReadModels:
             counts: dict[str, Counter[TaskStatus]] = defaultdict(Counter)
             nearest: dict[str, date] = {}
             answering: dict[str, str] = {}  # a lead -> who answers for its open obligations
-            # The tasks final by the day are tallied by the database, by their stored status
-            # (done or cancelled: they stay with their lead after a merger).
+
+            def owner(lead: str, status: TaskStatus) -> str:
+                if status not in MOVING_TO_SUCCESSOR:
+                    return lead
+                if lead not in answering:
+                    answering[lead] = responsible_agency(lead, day, facts)[0]
+                return answering[lead]
+
+            # The tasks final by the day are tallied by the database, by their stored status.
             with snap.select_ahead(cur, "obl_task_agency", ("agency", "final_status", "count(*)"),
                                    "role = 'lead' AND final_on <= %s", (on,),
                                    group="agency, final_status") as final_rows:
@@ -547,18 +554,14 @@ class ReadModels:
                                                task.cancelled_on, states.get(tid, _NOTHING), day)
                 for lead, tid, _ in links:  # (lead links only: one per task)
                     for occ, status in statuses[tid]:
-                        owner = lead
-                        if status in MOVING_TO_SUCCESSOR:
-                            if lead not in answering:
-                                answering[lead] = responsible_agency(lead, day, facts)[0]
-                            owner = answering[lead]
-                        counts[owner][status] += 1
+                        who = owner(lead, status)
+                        counts[who][status] += 1
                         due = occ.due_on if occ else None
                         if status is TaskStatus.IN_PROGRESS and due is not None and (
-                                owner not in nearest or due < nearest[owner]):
-                            nearest[owner] = due
+                                who not in nearest or due < nearest[who]):
+                            nearest[who] = due
                 for lead, status, n in final_rows():
-                    counts[lead][TaskStatus(status)] += n
+                    counts[owner(lead, TaskStatus(status))][TaskStatus(status)] += n
             out = []
             for code in sorted(counts):
                 row = agencies.get(code, {})
