@@ -340,8 +340,10 @@ def test_counts_on_the_days_a_task_becomes_done_and_then_cancelled(ledger, small
         counts = models.obligation_counts(effective_on=day)["agencies"]
         assert {row["agency"]: row["counts"] for row in counts} == {
             code: dict(sorted(c.items())) for code, c in expected.items()}, day
-    assert "done_on_time" in str(models.obligation_counts(effective_on=date(2021, 9, 20)))
-    assert "cancelled" in str(models.obligation_counts(effective_on=date(2021, 12, 5)))
+    # (The days chosen do reach both kinds of final status.)
+    for day, status in ((date(2021, 9, 20), "done_on_time"), (date(2021, 12, 5), "cancelled")):
+        assert any(status in row["counts"]
+                   for row in models.obligation_counts(effective_on=day)["agencies"])
 
 
 def test_history_lists_every_event_with_the_state_before_and_after(ledger, small, clock):
