@@ -239,14 +239,21 @@ def test_judging_a_task_due_once_by_its_one_occurrence_equals_judging_all_it_hol
                                             occurrences=task["occurrences"], **facts)
 
 
-def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
-    from domain.obligations import settled_on
-
+def _settling_examples():
+    """A one-off, a yearly and a standing deadline; the one-off's occurrence done (late, on
+    4/7/2022) and open."""
     once, yearly, standing = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
                               _SETTLING_DEADLINES[5])
     done = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30),
                            completed_on=date(2022, 7, 4))
     open_ = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30))
+    return once, yearly, standing, done, open_
+
+
+def test_a_task_settles_when_cancelled_or_its_only_obligation_is_done():
+    from domain.obligations import settled_on
+
+    once, yearly, standing, done, open_ = _settling_examples()
     assert settled_on(once, cancelled_on=None, occurrences={}) is None
     assert settled_on(once, cancelled_on=None, occurrences={"once": open_}) is None
     assert settled_on(once, cancelled_on=None, occurrences={"once": done}) == date(2022, 7, 4)
@@ -286,11 +293,7 @@ def test_a_task_final_on_a_day_owes_one_obligation_of_that_status_from_then_on(t
 def test_a_task_is_final_when_cancelled_or_its_only_obligation_is_done():
     from domain.obligations import final_status
 
-    once, yearly, standing = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
-                              _SETTLING_DEADLINES[5])
-    done = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30),
-                           completed_on=date(2022, 7, 4))
-    open_ = OccurrenceState("once", date(2022, 6, 30), date(2022, 6, 30), date(2022, 6, 30))
+    once, yearly, standing, done, open_ = _settling_examples()
     assigned = {"assigned_on": date(2022, 3, 1)}
     assert final_status(once, cancelled_on=None, occurrences={}, **assigned) is None
     assert final_status(once, cancelled_on=None, occurrences={"once": open_}, **assigned) is None
