@@ -175,7 +175,8 @@ def demo(db: str | None = DB_OPTION) -> None:
     print_counts(counts)
     _print_accountability(record)
     console.print(
-        "Next: [bold]ledger obligations --agency QNG-SNV[/], "
+        "Next: [bold]ledger obligations --on 31/12/2022[/] (this table on another day), "
+        "[bold]ledger obligations --agency QNG-SNV[/], "
         "[bold]ledger accountability --period 2022 --agency QNG-SNV[/], "
         "[bold]ledger history task '768/QĐ-UBND#1.1'[/], "
         "[bold]ledger obligations --agency QNG-STC --as-of 31/12/2021[/], "
