@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -162,12 +163,36 @@ class AnswerCache:
     judges thousands of obligations in Python (under the GIL, so more at once is not
     faster), and dozens at once exhausted the pool, which then refused writes too."""
 
-    def __init__(self, size: int = 512, concurrency: int = 4) -> None:
+    def __init__(self, size: int = 512, concurrency: int = 4,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self._items: OrderedDict[tuple, Answer] = OrderedDict()
         self._lock = threading.Lock()
         self._in_flight: dict[tuple, Future[Answer]] = {}
         self._slots = threading.BoundedSemaphore(concurrency)
+        self._clock = clock
+        # query -> (when computed, freshness token, answer): the latest answer of a query
+        # whatever the projection's position since (``latest``).
+        self._latest: OrderedDict[tuple, tuple[float, Any, Answer]] = OrderedDict()
+
+    def latest(self, query: tuple, max_age: float) -> tuple[Any, Answer] | None:
+        """The freshness token and answer last computed for ``query`` (the cache key without
+        its token) if younger than ``max_age`` seconds, even if the projection has moved
+        since: for an overview whose computation takes seconds, which every new event would
+        otherwise start again. None when there is none that young."""
+        with self._lock:
+            seen = self._latest.get(query)
+        if seen is None or self._clock() - seen[0] >= max_age:
+            return None
+        return seen[1], seen[2]
+
+    def remember(self, query: tuple, token: Any, answer: Answer) -> None:
+        """Record ``answer`` (computed under ``token``) as ``query``'s latest."""
+        with self._lock:
+            self._latest[query] = (self._clock(), token, answer)
+            self._latest.move_to_end(query)
+            while len(self._latest) > self.size:
+                self._latest.popitem(last=False)
 
     def _hit(self, key: tuple) -> Answer | None:
         """The cached answer, marked as recently used (the caller holds the lock)."""

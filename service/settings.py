@@ -71,6 +71,7 @@ class Settings:
     group_commit: bool = True
     cache_seconds: float = 5.0
     freshness_seconds: float = 0.05
+    overview_seconds: float = 10.0
     embedded_worker: bool = False
 
     @classmethod
@@ -88,6 +89,7 @@ class Settings:
             group_commit=_bool("LEDGER_API_GROUP_COMMIT", cls.group_commit),
             cache_seconds=_float("LEDGER_API_CACHE_SECONDS", cls.cache_seconds),
             freshness_seconds=_float("LEDGER_API_FRESHNESS_SECONDS", cls.freshness_seconds),
+            overview_seconds=_float("LEDGER_API_OVERVIEW_SECONDS", cls.overview_seconds),
             embedded_worker=_bool("LEDGER_API_EMBEDDED_WORKER", cls.embedded_worker),
             log_level=os.environ.get("LEDGER_API_LOG_LEVEL", "info").strip().lower() or "info",
             access_log=_bool("LEDGER_API_ACCESS_LOG", True),

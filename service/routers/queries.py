@@ -98,13 +98,22 @@ def _answer(query: dict[str, Any], data: Any) -> dict[str, Any]:
 
 def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
              compute: Callable[[], dict[str, Any]], *, min_position: int | None,
-             gzip_ok: bool) -> Response:
+             gzip_ok: bool, overview: float = 0.0) -> Response:
     """The answer as JSON bytes, from the cache when the projection has not moved. The day
     statuses are judged on is part of ``key`` (a default of 'today' changes at midnight).
 
     Whether it has moved is asked of the database at most every ``freshness_seconds`` per
     process, except when the caller waits for its own write (``min_position``): then the
-    position just waited for must be the one answered from."""
+    position just waited for must be the one answered from.
+
+    ``overview``: seconds an answer may be sent again though the projection has moved since
+    (its ``as_of`` says from which position), unless it is older than the position the
+    caller waits for: for an answer that takes seconds to compute, which each new event
+    would otherwise start again."""
+    if overview > 0:
+        recent = svc.answers.latest(key, overview)
+        if recent is not None and (min_position is None or recent[0][1] >= min_position):
+            return _send(recent[1], gzip_ok)
     freshness = getattr(models, "freshness", None)
     max_age = svc.settings.freshness_seconds if min_position is None else 0.0
     token = freshness(projection, max_age) if freshness is not None else None
@@ -113,6 +122,8 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
         answer = Answer.of(body) if gzip_ok else Answer(body)
     else:
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
+        if overview > 0:
+            svc.answers.remember(key, token, answer)
     return _send(answer, gzip_ok)
 
 
@@ -235,7 +246,10 @@ def obligation_counts(
     """Every agency's obligations on a day by status, with the nearest due date of those in
     progress: the province's overview. An agency merged into another by then answers for
     none that are still open (its successor does); those it finished stay counted to it.
-    Sent gzipped to a client whose Accept-Encoding admits it."""
+    The same answer is sent for up to LEDGER_API_OVERVIEW_SECONDS (10) after it was
+    computed, though events arrive meanwhile: ``data.as_of.position`` says how far it
+    reaches, and ``min_position`` asks for one that reaches a write. Sent gzipped to a
+    client whose Accept-Encoding admits it."""
     models = _read_models(svc, min_position)
     moment = _as_of(as_of)
 
@@ -245,7 +259,8 @@ def obligation_counts(
 
     key = ("obligation_counts", moment, effective_on or _today(svc))
     return _respond(svc, models, "obligations", key, compute, min_position=min_position,
-                    gzip_ok=accepts_gzip(request.headers.get("accept-encoding")))
+                    gzip_ok=accepts_gzip(request.headers.get("accept-encoding")),
+                    overview=svc.settings.overview_seconds)
 
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)

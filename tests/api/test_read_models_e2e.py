@@ -16,6 +16,10 @@ from tests.behaviour.helpers import import_plan
 
 @pytest.fixture
 def served(store_url, clock):
+    yield from _serve(store_url, clock)
+
+
+def _serve(store_url, clock, **settings):
     ledger = Ledger(store_url, clock=clock)
     import_plan(ledger)
     tables = ServiceTables(ledger)
@@ -25,7 +29,7 @@ def served(store_url, clock):
     office = tokens.create(role="office", agency="QNG-VPUBND")[0]
     ledger.close()
     settings = Settings(database_url=store_url, embedded_worker=True, access_log=False,
-                        read_wait_seconds=20)
+                        read_wait_seconds=20, **settings)
     with TestClient(create_app(settings)) as client:
         yield client, {"lead": lead, "office": office}
 
@@ -130,6 +134,39 @@ def test_obligation_counts_give_every_agency_and_follow_a_write(served):
         refused = client.get("/v1/obligation-counts", params=bad, headers=office)
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture
+def served_overview(store_url, clock):
+    yield from _serve(store_url, clock, overview_seconds=3600)
+
+
+def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(served_overview):
+    """Within LEDGER_API_OVERVIEW_SECONDS the counts last computed are sent again though an
+    event has been folded since (their position says so); ``min_position`` gets counts
+    that reach it."""
+    client, tokens = served_overview
+    office = auth(tokens["office"])
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    first = client.get("/v1/obligation-counts", params={"min_position": head},
+                       headers=office).json()["data"]
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=office).json()
+    task = client.get(f"/v1/directives/{directive['id']}/tasks", headers=office).json()[0]
+    written = client.post(f"/v1/tasks/{task['id']}/cancellation",
+                          json={"reason": "Không còn phù hợp"}, headers=office)
+    assert written.status_code == 200, written.text
+    position = written.json()["position"]
+    folded = client.get("/v1/agencies/QNG-STC/obligations",
+                        params={"min_position": position}, headers=office)
+    assert folded.status_code == 200  # the read models have the cancellation
+
+    again = client.get("/v1/obligation-counts", headers=office).json()["data"]
+    assert again == first and again["as_of"]["position"] == head < position
+    fresh = client.get("/v1/obligation-counts", params={"min_position": position},
+                       headers=office).json()["data"]
+    assert fresh["as_of"]["position"] >= position and fresh["agencies"] != first["agencies"]
+    assert client.get("/v1/obligation-counts", headers=office).json()["data"] == fresh
 
 
 def test_obligations_are_gzipped_for_a_client_that_accepts_it(served):

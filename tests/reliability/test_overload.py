@@ -97,3 +97,24 @@ def test_a_busy_pool_does_not_trip_the_store_breaker(pg_schema_url):
             assert conn.execute("SELECT 1 AS one").fetchone()["one"] == 1
     finally:
         ledger.close()
+
+
+def test_an_overview_is_sent_again_until_it_is_older_than_its_max_age():
+    """Each new event changes the freshness token, so an answer that takes seconds (every
+    agency's counts at 1M: ~2.5 s) would be computed again per event; ``latest`` offers the
+    last one for a while instead, and forgets it after ``max_age``."""
+    now = [100.0]
+    cache = AnswerCache(size=2, clock=lambda: now[0])
+    query = ("obligation_counts", None, "2026-12-04")
+    assert cache.latest(query, 10) is None
+    answer = cache.get_or_compute(("obligations", (1, 95), *query), lambda: {"n": 1})
+    cache.remember(query, (1, 95), answer)
+    now[0] += 9.9
+    assert cache.latest(query, 10) == ((1, 95), answer)
+    now[0] += 0.1
+    assert cache.latest(query, 10) is None
+    for day in ("2026-12-05", "2026-12-06"):  # bounded like the answers
+        cache.remember(("obligation_counts", None, day), (1, 96), answer)
+    assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is not None
+    cache.remember(query, (1, 96), answer)
+    assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is None  # evicted
