@@ -1092,9 +1092,7 @@ def _acc_obligations(cur: Cursor, snap: Snapshot, period: Period,
     fromiso = date.fromisoformat
     for (tid, key, original_due, lateness_due, completed_on, due_evidence,
          completion_evidence) in stored:  # occ_columns
-        task = tasks.get(tid)
-        if task is None:  # a task left out (``among``)
-            continue
+        task = tasks[tid]  # (with ``among``, the subquery sent only the kept tasks' rows)
         stored_keys.add((tid, key))
         out.append(ObligationFacts(
             task["ref"], key, fromiso(original_due), fromiso(lateness_due),

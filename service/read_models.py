@@ -171,8 +171,8 @@ class AnswerCache:
         self._in_flight: dict[tuple, Future[Answer]] = {}
         self._slots = threading.BoundedSemaphore(concurrency)
         self._clock = clock
-        # query -> (when computed, freshness token, answer): the latest answer of a query
-        # whatever the projection's position since (``latest``).
+        # query -> (when last computed or found current, its freshness token, answer): the
+        # latest answer of a query whatever the projection's position since (``latest``).
         self._latest: OrderedDict[tuple, tuple[float, Any, Answer]] = OrderedDict()
 
     def latest(self, query: tuple, max_age: float) -> tuple[Any, Answer] | None:
@@ -187,7 +187,8 @@ class AnswerCache:
         return seen[1], seen[2]
 
     def remember(self, query: tuple, token: Any, answer: Answer) -> None:
-        """Record ``answer`` (computed under ``token``) as ``query``'s latest."""
+        """Record ``answer`` (current under ``token``, now) as ``query``'s latest: the age
+        ``latest`` measures runs from the last time it was computed or found current."""
         with self._lock:
             self._latest[query] = (self._clock(), token, answer)
             self._latest.move_to_end(query)
