@@ -265,7 +265,7 @@ def obligation_counts(
 
 @router.get("/accountability", response_model=QueryResult, responses=READ_ERRORS)
 def accountability(
-    svc: ServicesDep, _: Reader,
+    request: Request, svc: ServicesDep, _: Reader,
     period: Annotated[str, Query(pattern=_PERIOD.pattern, examples=["2024", "2024-Q2"],
                                  description="A year, a quarter (2024-Q2) or a half year "
                                              "(2024-H1).")],
@@ -274,13 +274,26 @@ def accountability(
     min_position: MinPosition = None,
 ):
     """Per agency head per period: tasks fallen due, on time, late, overdue, extensions,
-    rejected completions, each shortfall with its proving events (advice, not a rating)."""
+    rejected completions, each shortfall with its proving events (advice, not a rating).
+    Without ``agency`` (every head of the province) the same answer is sent for up to
+    LEDGER_API_OVERVIEW_SECONDS (10) after it was computed, though events arrive
+    meanwhile: ``data.as_of.position`` says how far it reaches, and ``min_position`` asks
+    for one that reaches a write. Sent gzipped to a client whose Accept-Encoding admits
+    it."""
     models = _read_models(svc, min_position)
     if agency is not None:
         svc.ledger.agency(agency)
     moment = _as_of(as_of)
-    data = models.accountability(period, agency=agency, as_of=moment)
-    return _answer({"period": period, "agency": agency, "as_of": moment}, data)
+
+    def compute() -> dict[str, Any]:
+        data = models.accountability(period, agency=agency, as_of=moment)
+        return _answer({"period": period, "agency": agency, "as_of": moment}, data)
+
+    # Judged on today (or the day of as_of): an open period's overdue tasks change at midnight.
+    key = ("accountability", period, agency, moment, _today(svc))
+    return _respond(svc, models, "accountability", key, compute, min_position=min_position,
+                    gzip_ok=accepts_gzip(request.headers.get("accept-encoding")),
+                    overview=svc.settings.overview_seconds if agency is None else 0.0)
 
 
 @router.get("/history/{entity_type}/{entity_id}", response_model=QueryResult,

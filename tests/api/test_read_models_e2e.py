@@ -3,10 +3,13 @@ stores, with the projection worker running inside the API process (--with-worker
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
 from domain.application import Ledger
+from domain.clock import local_date
 from service.app import create_app
 from service.settings import Settings
 from service.storage import ServiceTables
@@ -138,7 +141,8 @@ def test_obligation_counts_give_every_agency_and_follow_a_write(served):
 
 @pytest.fixture
 def served_overview(store_url, clock):
-    yield from _serve(store_url, clock, overview_seconds=3600)
+    # freshness 0: a query outside the overview window sees every event folded before it
+    yield from _serve(store_url, clock, overview_seconds=3600, freshness_seconds=0)
 
 
 def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(served_overview):
@@ -167,6 +171,55 @@ def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(serv
                        headers=office).json()["data"]
     assert fresh["as_of"]["position"] >= position and fresh["agencies"] != first["agencies"]
     assert client.get("/v1/obligation-counts", headers=office).json()["data"] == fresh
+
+
+def test_every_heads_accountability_is_an_overview_and_one_agency_s_is_current(
+        served_overview):
+    """Without ``agency`` the records last computed are sent again within
+    LEDGER_API_OVERVIEW_SECONDS though an event has been folded since; ``min_position``
+    gets records that reach it. One agency's records are never sent from before an event
+    folded: its software reads what it has just written."""
+    client, tokens = served_overview
+    office = auth(tokens["office"])
+    url = "/v1/accountability"
+    # The server's clock is the real one: an extension requested now counts in this year.
+    year = {"period": str(local_date(datetime.now(UTC)).year)}
+
+    def requested(records):
+        """QNG-STC's extension requests in the period (no record: none)."""
+        rows = [r for r in records["without_head"] if r["agency"] == "QNG-STC"]
+        return rows[0]["extensions"]["requested"] if rows else 0
+
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    first = client.get(url, params={**year, "min_position": head},
+                       headers=office).json()["data"]
+    own = client.get(url, params={**year, "agency": "QNG-STC"}, headers=office)
+    assert own.status_code == 200, own.text
+    assert requested(own.json()["data"]) == requested(first) == 0
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=office).json()
+    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
+                                      headers=office).json() if t["ordinal"] == "6.10")
+    written = client.post(f"/v1/tasks/{task['id']}/extension-requests",
+                          json={"requested_due": "2022-02-28", "reason": "Chờ số liệu"},
+                          headers=auth(tokens["lead"]))
+    assert written.status_code == 200, written.text
+    position = written.json()["position"]
+    folded = client.get("/v1/agencies/QNG-STC/obligations", params={"min_position": position},
+                        headers=office)
+    assert folded.status_code == 200  # the read models have the request
+
+    own = client.get(url, params={**year, "agency": "QNG-STC"}, headers=office).json()["data"]
+    assert own["as_of"]["position"] >= position and requested(own) == 1  # not the window's
+    again = client.get(url, params=year, headers=office).json()["data"]
+    assert again == first and again["as_of"]["position"] == head < position
+    fresh = client.get(url, params={**year, "min_position": position},
+                       headers=office).json()["data"]
+    assert fresh["as_of"]["position"] >= position and requested(fresh) == 1
+    assert client.get(url, params=year, headers=office).json()["data"] == fresh
+    other = client.get(url, params={"period": "2021"}, headers=office)
+    assert other.json()["data"]["period"]["key"] == "2021"  # another question: computed
+    assert other.headers["content-encoding"] == "gzip"  # ~40 KB of JSON, compressed once
 
 
 def test_obligations_are_gzipped_for_a_client_that_accepts_it(served):
