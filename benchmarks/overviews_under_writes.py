@@ -1,0 +1,235 @@
+"""The province's overviews polled over HTTP while agencies write: with and without the
+overview window (LEDGER_API_OVERVIEW_SECONDS), in one run, on the same store.
+
+    .venv/bin/python benchmarks/overviews_under_writes.py                # 200k events
+    .venv/bin/python benchmarks/overviews_under_writes.py --events 1000000 --seconds 60
+
+Every agency's obligation counts and every head's accountability records take seconds to
+compute on a large ledger (~2.5 s each at 1M). Each new event changes the projections'
+freshness token, so without the window a dashboard polling them under write load has a
+server thread judging for every poll. This script fills a fresh schema with the synthetic
+ledger, starts `ledger serve --with-worker`, and for each setting runs ``writers`` clients
+posting progress reports beside ``dashboards`` clients that each ask for one overview,
+then wait ``--think`` seconds, in turn. It prints, per setting: writes per second and
+their p50/p99, the overviews' p50/p99 and how many events behind the newest write the
+answers were, and the server's CPU seconds. The window's row is divided by the one
+without it (same run, settings alternated over ``--rounds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.bench_http import _catch_up, make_tokens, populate, served
+from benchmarks.common import fresh_schema, percentile
+from domain.application import Ledger
+from service.storage import ServiceTables
+from service.tokens import TokenStore
+
+
+def _server_cpu_seconds(port: str) -> float:
+    """CPU seconds (user + system) so far of every process in the session of the server
+    listening on ``port`` (`ledger serve` is started in a session of its own)."""
+    stats: dict[int, list[str]] = {}
+    session = None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in command and b"--port" in command \
+                and command[command.index(b"--port") + 1] == port.encode():
+            session = int(stats[int(entry.name)][3])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / ticks for f in stats.values()
+               if session is not None and int(f[3]) == session)
+
+
+async def _writers(base: str, targets, tokens, clients: int, seconds: float,
+                   newest: list[int]):
+    """Progress reports to random open tasks by their leads, each client sending its next
+    as soon as the previous answer is in; ``newest`` keeps the highest position
+    acknowledged (for how far behind the overviews' answers are)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=60)) as client:
+        async def write(n: int) -> None:
+            rng = random.Random(n)
+            while time.perf_counter() < stop:
+                task, lead = rng.choice(targets)
+                started = time.perf_counter()
+                async with client.post(f"/v1/tasks/{task}/progress-reports",
+                                       json={"summary": "tải nền"},
+                                       headers={"Authorization": f"Bearer {tokens[lead]}"}
+                                       ) as response:
+                    body = await response.json()
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status == 200:
+                    newest[0] = max(newest[0], body["position"])
+
+        begun = time.perf_counter()
+        await asyncio.gather(*(write(n) for n in range(clients)))
+    return latencies, statuses, time.perf_counter() - begun
+
+
+async def _dashboards(base: str, paths: list[str], headers: dict[str, str], clients: int,
+                      seconds: float, think: float, newest: list[int]):
+    """Each client asks for one overview, reads it whole, waits ``think`` seconds, again.
+    Returns latencies, statuses, and per answer how far its position was behind the
+    newest write acknowledged when the answer arrived."""
+    import aiohttp
+
+    latencies: list[float] = []
+    behind: list[int] = []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(base, timeout=timeout) as client:
+        async def poll(n: int) -> None:
+            path = paths[n % len(paths)]
+            await asyncio.sleep(think * n / clients)  # spread the first polls
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                async with client.get(path, headers=headers) as response:
+                    body = await response.json()
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status == 200:
+                    behind.append(max(0, newest[0] - body["data"]["as_of"]["position"]))
+                await asyncio.sleep(think)
+
+        await asyncio.gather(*(poll(n) for n in range(clients)))
+    return latencies, statuses, behind
+
+
+def _round(base: str, targets, tokens, office: dict[str, str], paths: list[str],
+           args) -> dict[str, float]:
+    newest = [0]
+    port = base.rsplit(":", 1)[1]
+
+    async def both():
+        return await asyncio.gather(
+            _writers(base, targets, tokens, args.writers, args.seconds, newest),
+            _dashboards(base, paths, office, args.dashboards, args.seconds, args.think,
+                        newest))
+
+    cpu = _server_cpu_seconds(port)
+    (w_lat, w_status, elapsed), (d_lat, d_status, behind) = asyncio.run(both())
+    cpu = _server_cpu_seconds(port) - cpu
+    ok = sum(n for s, n in w_status.items() if 200 <= s < 300)
+    return {"writes": ok / elapsed, "w50": percentile(w_lat, 50) * 1000,
+            "w99": percentile(w_lat, 99) * 1000, "answers": d_status.get(200, 0),
+            "d50": percentile(d_lat, 50) * 1000, "d99": percentile(d_lat, 99) * 1000,
+            "behind": statistics.median(behind) if behind else float("nan"),
+            "behind_max": max(behind) if behind else float("nan"), "cpu": cpu,
+            "cpu_per_k": cpu / ok * 1000 if ok else float("nan"),
+            "errors": sum(n for s, n in {**w_status, **d_status}.items()
+                          if not 200 <= s < 300 and s not in (409, 412))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=30, help="per round and setting")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--dashboards", type=int, default=4)
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds a dashboard waits between two polls")
+    parser.add_argument("--window", type=float, default=10.0,
+                        help="LEDGER_API_OVERVIEW_SECONDS of the setting with the window")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    console = Console()
+    results: dict[float, list[dict[str, float]]] = {0.0: [], args.window: []}
+    with fresh_schema("overviews") as url:
+        with console.status(f"filling a store with {args.events:,} synthetic events"):
+            targets = populate(url, args.events, args.seed)
+            tokens = make_tokens(url, {lead for _, lead in targets})
+            _catch_up(url)
+        ledger = Ledger(url)
+        try:
+            inspector = TokenStore(ServiceTables(ledger)).create(role="inspector",
+                                                                 label="bench")[0]
+        finally:
+            ledger.close()
+        headers = {"Authorization": f"Bearer {inspector}"}
+        for round_ in range(args.rounds):
+            order = [0.0, args.window] if round_ % 2 == 0 else [args.window, 0.0]
+            for window in order:
+                os.environ["LEDGER_API_OVERVIEW_SECONDS"] = str(window)
+                with served(url, args.workers, with_worker=True) as base:
+                    period = _period(base, headers)
+                    paths = ["/v1/obligation-counts", f"/v1/accountability?period={period}"]
+                    got = _round(base, targets, tokens, headers, paths, args)
+                results[window].append(got)
+                console.print(f"round {round_ + 1}, window {window:g} s: "
+                              f"{got['writes']:,.0f} writes/s, p99 {got['w99']:.0f} ms; "
+                              f"{got['answers']} overviews, p50 {got['d50']:.0f} ms, "
+                              f"{got['behind']:.0f} events behind; server CPU "
+                              f"{got['cpu']:.0f} s")
+    _print(console, results, args)
+    return 0
+
+
+def _period(base: str, headers: dict[str, str]) -> str:
+    """The year of the ledger's newest recorded moment (the synthetic ledger's dates)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{base}/v1/obligation-counts", headers=headers)
+    with urllib.request.urlopen(request, timeout=300) as answer:
+        meta = json.load(answer)["data"]["as_of"]
+    return meta["ledger_time"][:4]
+
+
+def _print(console: Console, results: dict[float, list[dict[str, float]]], args) -> None:
+    def mean(window: float, key: str) -> float:
+        return statistics.fmean(r[key] for r in results[window])
+
+    window = args.window
+    table = Table(title=f"Overviews polled by {args.dashboards} dashboards (every "
+                        f"{args.think:g} s) beside {args.writers} writers, {args.events:,} "
+                        f"events, mean of {args.rounds} rounds of {args.seconds:g} s")
+    table.add_column("measure")
+    table.add_column("window 0 s", justify="right")
+    table.add_column(f"window {window:g} s", justify="right")
+    table.add_column("ratio", justify="right")
+    for key, label, fmt in (("writes", "writes/s", "{:,.0f}"), ("w50", "write p50 ms", "{:.1f}"),
+                            ("w99", "write p99 ms", "{:.1f}"),
+                            ("answers", "overviews answered", "{:,.0f}"),
+                            ("d50", "overview p50 ms", "{:,.0f}"),
+                            ("d99", "overview p99 ms", "{:,.0f}"),
+                            ("behind", "events behind (median)", "{:,.0f}"),
+                            ("behind_max", "events behind (max)", "{:,.0f}"),
+                            ("cpu", "server CPU s", "{:,.0f}"),
+                            ("cpu_per_k", "server CPU s per 1,000 writes", "{:.2f}"),
+                            ("errors", "errors", "{:,.0f}")):
+        off, on = mean(0.0, key), mean(window, key)
+        ratio = f"{on / off:.2f}×" if off else ""
+        table.add_row(label, fmt.format(off), fmt.format(on), ratio)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
