@@ -37,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 import_app = typer.Typer(help="Import directives from documents.", no_args_is_help=True)
 directive_app = typer.Typer(help="Directives (văn bản chỉ đạo).", no_args_is_help=True)
@@ -216,7 +217,8 @@ def directive_show(
 @task_app.command("show")
 def task_show(
     reference: str = typer.Argument(
-        ..., help="Task id, or '<number>#<ordinal>' (768/QĐ-UBND#3.2)."
+        ..., help="Task id, or the directive's number and the task's ordinal joined by # "
+        "(768/QĐ-UBND#3.2)."
     ),
     db: str | None = DB_OPTION,
     as_json: bool = JSON_OPTION,

@@ -108,3 +108,15 @@ def test_demo_runs_twice_without_error(tmp_path):
 def test_usage_errors_exit_2(args, tmp_path):
     result = run(f"sqlite:///{tmp_path}/x.db", *args)
     assert result.returncode == 2
+
+
+def test_the_command_list_wraps_each_summary_to_the_screen(tmp_path):
+    """``ledger --help`` lists each command with its docstring's first paragraph, refilled
+    to the terminal's width: the docstrings' own line breaks had cut the summaries
+    mid-sentence ("...then switch readers" / "over atomically")."""
+    listing = run(f"sqlite:///{tmp_path}/ledger.db", "--help")
+    assert listing.returncode == 0, listing.stderr
+    rebuild = next(line for line in listing.stdout.splitlines() if " rebuild " in line)
+    assert "then switch readers over atomically" in rebuild
+    worker = next(line for line in listing.stdout.splitlines() if " worker " in line)
+    assert "interrupted (SIGINT/SIGTERM); also seal" in worker
