@@ -174,17 +174,53 @@ class AnswerCache:
         # query -> (when last computed or found current, its freshness token, answer): the
         # latest answer of a query whatever the projection's position since (``latest``).
         self._latest: OrderedDict[tuple, tuple[float, Any, Answer]] = OrderedDict()
+        self._refreshing: set[tuple] = set()  # queries being computed again (``revalidate``)
 
-    def latest(self, query: tuple, max_age: float) -> tuple[Any, Answer] | None:
+    def latest(self, query: tuple, max_age: float) -> tuple[Any, Answer, bool] | None:
         """The freshness token and answer last computed for ``query`` (the cache key without
-        its token) if younger than ``max_age`` seconds, even if the projection has moved
-        since: for an overview whose computation takes seconds, which every new event would
-        otherwise start again. None when there is none that young."""
+        its token), even if the projection has moved since: for an overview whose
+        computation takes seconds, which every new event would otherwise start again.
+
+        The third item, ``due``, says the answer is older than ``max_age``: it may still be
+        sent, while it is computed again meanwhile (``revalidate``), so that a dashboard
+        polling every few seconds never waits for the computation. None when there is no
+        answer younger than twice ``max_age`` (a caller that polls seldom waits for a new
+        one rather than get one that old)."""
         with self._lock:
             seen = self._latest.get(query)
-        if seen is None or self._clock() - seen[0] >= max_age:
+        if seen is None:
             return None
-        return seen[1], seen[2]
+        age = self._clock() - seen[0]
+        if age >= 2 * max_age:
+            return None
+        return seen[1], seen[2], age >= max_age
+
+    def revalidate(self, query: tuple, refresh: Callable[[], None]) -> bool:
+        """Run ``refresh`` (which computes ``query``'s answer and ``remember``s it) on a
+        thread of its own, unless one is running for ``query`` already. Whether one was
+        started. A failure is logged, not raised: the next caller past twice the window
+        computes the answer itself, and meets it."""
+        with self._lock:
+            if query in self._refreshing:
+                return False
+            self._refreshing.add(query)
+
+        def run() -> None:
+            try:
+                refresh()
+            except Exception:
+                log.exception("overview_refresh_failed", query=repr(query))
+            finally:
+                with self._lock:
+                    self._refreshing.discard(query)
+
+        try:
+            threading.Thread(target=run, daemon=True, name="overview-refresh").start()
+        except RuntimeError:  # no thread to be had: the answer is sent as it is
+            with self._lock:
+                self._refreshing.discard(query)
+            return False
+        return True
 
     def remember(self, query: tuple, token: Any, answer: Answer) -> None:
         """Record ``answer`` (current under ``token``, now) as ``query``'s latest: the age

@@ -109,22 +109,29 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     ``overview``: seconds an answer may be sent again though the projection has moved since
     (its ``as_of`` says from which position), unless it is older than the position the
     caller waits for: for an answer that takes seconds to compute, which each new event
-    would otherwise start again."""
-    if overview > 0:
-        recent = svc.answers.latest(key, overview)
-        if recent is not None and (min_position is None or recent[0][1] >= min_position):
-            return _send(recent[1], gzip_ok)
-    freshness = getattr(models, "freshness", None)
-    max_age = svc.settings.freshness_seconds if min_position is None else 0.0
-    token = freshness(projection, max_age) if freshness is not None else None
-    if token is None:  # not cached: compressed only for a client that takes it
-        body = orjson.dumps(compute())
-        answer = Answer.of(body) if gzip_ok else Answer(body)
-    else:
+    would otherwise start again. Past that window (up to twice it) the answer is still
+    sent, and computed again on a thread meanwhile: a polling dashboard does not wait."""
+
+    def current() -> Answer:
+        freshness = getattr(models, "freshness", None)
+        max_age = svc.settings.freshness_seconds if min_position is None else 0.0
+        token = freshness(projection, max_age) if freshness is not None else None
+        if token is None:  # not cached: compressed only for a client that takes it
+            body = orjson.dumps(compute())
+            return Answer.of(body) if gzip_ok else Answer(body)
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
         if overview > 0:
             svc.answers.remember(key, token, answer)
-    return _send(answer, gzip_ok)
+        return answer
+
+    if overview > 0:
+        recent = svc.answers.latest(key, overview)
+        if recent is not None and (min_position is None or recent[0][1] >= min_position):
+            _, answer, due = recent
+            if due:
+                svc.answers.revalidate(key, current)
+            return _send(answer, gzip_ok)
+    return _send(current(), gzip_ok)
 
 
 def _send(answer: Answer, gzip_ok: bool) -> Response:
@@ -247,9 +254,9 @@ def obligation_counts(
     progress: the province's overview. An agency merged into another by then answers for
     none that are still open (its successor does); those it finished stay counted to it.
     The same answer is sent for up to LEDGER_API_OVERVIEW_SECONDS (10) after it was
-    computed, though events arrive meanwhile: ``data.as_of.position`` says how far it
-    reaches, and ``min_position`` asks for one that reaches a write. Sent gzipped to a
-    client whose Accept-Encoding admits it."""
+    computed, though events arrive meanwhile, and up to twice that while it is computed
+    again: ``data.as_of.position`` says how far it reaches, and ``min_position`` asks for
+    one that reaches a write. Sent gzipped to a client whose Accept-Encoding admits it."""
     models = _read_models(svc, min_position)
     moment = _as_of(as_of)
 
@@ -277,9 +284,9 @@ def accountability(
     rejected completions, each shortfall with its proving events (advice, not a rating).
     Without ``agency`` (every head of the province) the same answer is sent for up to
     LEDGER_API_OVERVIEW_SECONDS (10) after it was computed, though events arrive
-    meanwhile: ``data.as_of.position`` says how far it reaches, and ``min_position`` asks
-    for one that reaches a write. Sent gzipped to a client whose Accept-Encoding admits
-    it."""
+    meanwhile, and up to twice that while it is computed again: ``data.as_of.position``
+    says how far it reaches, and ``min_position`` asks for one that reaches a write. Sent
+    gzipped to a client whose Accept-Encoding admits it."""
     models = _read_models(svc, min_position)
     if agency is not None:
         svc.ledger.agency(agency)

@@ -3,6 +3,7 @@ stores, with the projection worker running inside the API process (--with-worker
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from domain.application import Ledger
 from domain.clock import local_date
 from service.app import create_app
+from service.read_models import AnswerCache
 from service.settings import Settings
 from service.storage import ServiceTables
 from service.tokens import TokenStore
@@ -171,6 +173,56 @@ def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(serv
                        headers=office).json()["data"]
     assert fresh["as_of"]["position"] >= position and fresh["agencies"] != first["agencies"]
     assert client.get("/v1/obligation-counts", headers=office).json()["data"] == fresh
+
+
+def test_an_overview_past_its_window_is_sent_while_it_is_computed_again(served_overview):
+    """Past LEDGER_API_OVERVIEW_SECONDS the last counts are still sent at once, and
+    computed again on a thread meanwhile: the next request gets the new ones. Past twice
+    the window a request waits for counts that are current."""
+    client, tokens = served_overview
+    office = auth(tokens["office"])
+    now = [0.0]
+    client.app.state.services.answers = AnswerCache(clock=lambda: now[0])
+    window = client.app.state.services.settings.overview_seconds
+
+    def counts(**params):
+        answer = client.get("/v1/obligation-counts", params=params, headers=office)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"]
+
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    first = counts(min_position=head)
+    position = _cancel_one_task(client, tokens)
+    now[0] = window + 1  # due
+    assert counts() == first  # at once, the answer it had
+    for _ in range(500):  # computed on a thread meanwhile
+        latest = counts()
+        if latest["as_of"]["position"] >= position:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the overview was never computed again")
+    assert latest["agencies"] != first["agencies"]
+    position = _cancel_one_task(client, tokens, ordinal_index=1)
+    now[0] += 2 * window  # too old to be sent: this request computes
+    assert counts()["as_of"]["position"] >= position
+
+
+def _cancel_one_task(client, tokens, ordinal_index: int = 0) -> int:
+    """Cancel a task of 768/QĐ-UBND; the position of the event, once folded."""
+    office = auth(tokens["office"])
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=office).json()
+    task = client.get(f"/v1/directives/{directive['id']}/tasks",
+                      headers=office).json()[ordinal_index]
+    written = client.post(f"/v1/tasks/{task['id']}/cancellation",
+                          json={"reason": "Không còn phù hợp"}, headers=office)
+    assert written.status_code == 200, written.text
+    position = written.json()["position"]
+    folded = client.get("/v1/agencies/QNG-STC/obligations", params={"min_position": position},
+                        headers=office)
+    assert folded.status_code == 200  # the read models have the cancellation
+    return position
 
 
 def test_every_heads_accountability_is_an_overview_and_one_agency_s_is_current(

@@ -99,10 +99,11 @@ def test_a_busy_pool_does_not_trip_the_store_breaker(pg_schema_url):
         ledger.close()
 
 
-def test_an_overview_is_sent_again_until_it_is_older_than_its_max_age():
+def test_an_overview_is_sent_again_and_past_its_max_age_is_due_to_be_computed_again():
     """Each new event changes the freshness token, so an answer that takes seconds (every
     agency's counts at 1M: ~2.5 s) would be computed again per event; ``latest`` offers the
-    last one for a while instead, and forgets it after ``max_age``."""
+    last one for a while instead, then says it is due (still offered, to be computed again
+    meanwhile), and forgets it at twice ``max_age``."""
     now = [100.0]
     cache = AnswerCache(size=2, clock=lambda: now[0])
     query = ("obligation_counts", None, "2026-12-04")
@@ -110,11 +111,50 @@ def test_an_overview_is_sent_again_until_it_is_older_than_its_max_age():
     answer = cache.get_or_compute(("obligations", (1, 95), *query), lambda: {"n": 1})
     cache.remember(query, (1, 95), answer)
     now[0] += 9.9
-    assert cache.latest(query, 10) == ((1, 95), answer)
+    assert cache.latest(query, 10) == ((1, 95), answer, False)
+    now[0] += 0.1
+    assert cache.latest(query, 10) == ((1, 95), answer, True)
+    now[0] += 9.9
+    assert cache.latest(query, 10) == ((1, 95), answer, True)
     now[0] += 0.1
     assert cache.latest(query, 10) is None
+    cache.remember(query, (1, 95), answer)  # found current again: its age starts again
+    assert cache.latest(query, 10) == ((1, 95), answer, False)
     for day in ("2026-12-05", "2026-12-06"):  # bounded like the answers
         cache.remember(("obligation_counts", None, day), (1, 96), answer)
     assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is not None
     cache.remember(query, (1, 96), answer)
     assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is None  # evicted
+
+
+def test_an_overview_is_computed_again_on_one_thread_however_many_find_it_due():
+    """Dashboards that find the overview due all get the answer they had, at once; one
+    thread computes the next. A refresh that fails is logged, and the next is let run."""
+    cache = AnswerCache()
+    query = ("accountability", "2024", None, None, "2026-12-04")
+    started, release = threading.Event(), threading.Event()
+    runs = []
+
+    def refresh():
+        runs.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)
+
+    assert cache.revalidate(query, refresh)
+    assert started.wait(10)
+    assert not any(cache.revalidate(query, refresh) for _ in range(20))
+    release.set()
+    for _ in range(200):  # the thread lets go of the query as it ends
+        if cache.revalidate(query, lambda: 1 / 0):
+            break
+        threading.Event().wait(0.01)
+    else:
+        raise AssertionError("the first refresh never let go of its query")
+    ran = threading.Event()
+    for _ in range(200):  # and so does a failed one
+        if cache.revalidate(query, ran.set):
+            break
+        threading.Event().wait(0.01)
+    else:
+        raise AssertionError("a failed refresh never let go of its query")
+    assert ran.wait(10) and runs == ["overview-refresh"]
