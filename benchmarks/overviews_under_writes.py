@@ -10,16 +10,18 @@ freshness token, so without the window a dashboard polling them under write load
 server thread judging for every poll. This script fills a fresh schema with the synthetic
 ledger, starts `ledger serve --with-worker`, and for each setting runs ``writers`` clients
 posting progress reports beside ``dashboards`` clients that each ask for one overview,
-then wait ``--think`` seconds, in turn. It prints, per setting: writes per second and
-their p50/p99, the overviews' p50/p99 and how many events behind the newest write the
-answers were, and the server's CPU seconds. The window's row is divided by the one
-without it (same run, settings alternated over ``--rounds``).
+then wait ``--think`` seconds, in turn. The settings: the writers alone (the baseline),
+and beside the dashboards without the window and with it. It prints, per setting:
+writes per second and their p50/p99, the overviews' p50/p99 and how many events behind
+the newest write the answers were, and the server's CPU seconds; the window's column is
+divided by the other two (same run; each setting goes first in turn over ``--rounds``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import statistics
@@ -122,26 +124,28 @@ async def _dashboards(base: str, paths: list[str], headers: dict[str, str], clie
 
 
 def _round(base: str, targets, tokens, office: dict[str, str], paths: list[str],
-           args) -> dict[str, float]:
+           args, dashboards: int) -> dict[str, float]:
     newest = [0]
     port = base.rsplit(":", 1)[1]
 
     async def both():
         return await asyncio.gather(
             _writers(base, targets, tokens, args.writers, args.seconds, newest),
-            _dashboards(base, paths, office, args.dashboards, args.seconds, args.think,
-                        newest))
+            _dashboards(base, paths, office, dashboards, args.seconds, args.think, newest))
 
     cpu = _server_cpu_seconds(port)
     (w_lat, w_status, elapsed), (d_lat, d_status, behind) = asyncio.run(both())
     cpu = _server_cpu_seconds(port) - cpu
     ok = sum(n for s, n in w_status.items() if 200 <= s < 300)
+    nan = float("nan")
     return {"writes": ok / elapsed, "w50": percentile(w_lat, 50) * 1000,
-            "w99": percentile(w_lat, 99) * 1000, "answers": d_status.get(200, 0),
-            "d50": percentile(d_lat, 50) * 1000, "d99": percentile(d_lat, 99) * 1000,
-            "behind": statistics.median(behind) if behind else float("nan"),
-            "behind_max": max(behind) if behind else float("nan"), "cpu": cpu,
-            "cpu_per_k": cpu / ok * 1000 if ok else float("nan"),
+            "w99": percentile(w_lat, 99) * 1000,
+            "answers": d_status.get(200, 0) if dashboards else nan,
+            "d50": percentile(d_lat, 50) * 1000 if d_lat else nan,
+            "d99": percentile(d_lat, 99) * 1000 if d_lat else nan,
+            "behind": statistics.median(behind) if behind else nan,
+            "behind_max": max(behind) if behind else nan, "cpu": cpu,
+            "cpu_per_k": cpu / ok * 1000 if ok else nan,
             "errors": sum(n for s, n in {**w_status, **d_status}.items()
                           if not 200 <= s < 300 and s not in (409, 412))}
 
@@ -161,7 +165,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     console = Console()
-    results: dict[float, list[dict[str, float]]] = {0.0: [], args.window: []}
+    # (label, overview window, dashboards): the writers alone are the baseline
+    settings = [("alone", 0.0, 0), ("window 0 s", 0.0, args.dashboards),
+                (f"window {args.window:g} s", args.window, args.dashboards)]
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in settings}
     with fresh_schema("overviews") as url:
         with console.status(f"filling a store with {args.events:,} synthetic events"):
             targets = populate(url, args.events, args.seed)
@@ -175,19 +182,18 @@ def main() -> int:
             ledger.close()
         headers = {"Authorization": f"Bearer {inspector}"}
         for round_ in range(args.rounds):
-            order = [0.0, args.window] if round_ % 2 == 0 else [args.window, 0.0]
-            for window in order:
+            turn = round_ % len(settings)  # each setting goes first in turn
+            for label, window, dashboards in settings[turn:] + settings[:turn]:
                 os.environ["LEDGER_API_OVERVIEW_SECONDS"] = str(window)
                 with served(url, args.workers, with_worker=True) as base:
                     period = _period(base, headers)
                     paths = ["/v1/obligation-counts", f"/v1/accountability?period={period}"]
-                    got = _round(base, targets, tokens, headers, paths, args)
-                results[window].append(got)
-                console.print(f"round {round_ + 1}, window {window:g} s: "
-                              f"{got['writes']:,.0f} writes/s, p99 {got['w99']:.0f} ms; "
-                              f"{got['answers']} overviews, p50 {got['d50']:.0f} ms, "
-                              f"{got['behind']:.0f} events behind; server CPU "
-                              f"{got['cpu']:.0f} s")
+                    got = _round(base, targets, tokens, headers, paths, args, dashboards)
+                results[label].append(got)
+                console.print(f"round {round_ + 1}, {label}: {got['writes']:,.0f} writes/s, "
+                              f"p99 {got['w99']:.0f} ms; {got['answers']} overviews, p50 "
+                              f"{got['d50']:.0f} ms, {got['behind']:.0f} events behind; "
+                              f"server CPU {got['cpu']:.0f} s")
     _print(console, results, args)
     return 0
 
@@ -203,31 +209,37 @@ def _period(base: str, headers: dict[str, str]) -> str:
     return meta["ledger_time"][:4]
 
 
-def _print(console: Console, results: dict[float, list[dict[str, float]]], args) -> None:
-    def mean(window: float, key: str) -> float:
-        return statistics.fmean(r[key] for r in results[window])
+def _print(console: Console, results: dict[str, list[dict[str, float]]], args) -> None:
+    def mean(label: str, key: str) -> float:
+        return statistics.fmean(r[key] for r in results[label])
 
-    window = args.window
+    alone, off, _ = results  # the settings' labels, in order (the window last)
     table = Table(title=f"Overviews polled by {args.dashboards} dashboards (every "
                         f"{args.think:g} s) beside {args.writers} writers, {args.events:,} "
-                        f"events, mean of {args.rounds} rounds of {args.seconds:g} s")
+                        f"events, mean of {args.rounds} rounds of {args.seconds:g} s; "
+                        f"alone: the writers without dashboards")
     table.add_column("measure")
-    table.add_column("window 0 s", justify="right")
-    table.add_column(f"window {window:g} s", justify="right")
-    table.add_column("ratio", justify="right")
+    for label in results:
+        table.add_column(label, justify="right")
+    table.add_column(f"÷ {off}", justify="right")
+    table.add_column(f"÷ {alone}", justify="right")
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}×" if b and not math.isnan(a) and not math.isnan(b) else ""
+
     for key, label, fmt in (("writes", "writes/s", "{:,.0f}"), ("w50", "write p50 ms", "{:.1f}"),
                             ("w99", "write p99 ms", "{:.1f}"),
                             ("answers", "overviews answered", "{:,.0f}"),
                             ("d50", "overview p50 ms", "{:,.0f}"),
                             ("d99", "overview p99 ms", "{:,.0f}"),
-                            ("behind", "events behind (median)", "{:,.0f}"),
-                            ("behind_max", "events behind (max)", "{:,.0f}"),
+                            ("behind", "events behind, p50", "{:,.0f}"),
+                            ("behind_max", "events behind, max", "{:,.0f}"),
                             ("cpu", "server CPU s", "{:,.0f}"),
-                            ("cpu_per_k", "server CPU s per 1,000 writes", "{:.2f}"),
+                            ("cpu_per_k", "CPU s per 1k writes", "{:.2f}"),
                             ("errors", "errors", "{:,.0f}")):
-        off, on = mean(0.0, key), mean(window, key)
-        ratio = f"{on / off:.2f}×" if off else ""
-        table.add_row(label, fmt.format(off), fmt.format(on), ratio)
+        values = [mean(setting, key) for setting in results]
+        table.add_row(label, *("—" if math.isnan(v) else fmt.format(v) for v in values),
+                      ratio(values[2], values[1]), ratio(values[2], values[0]))
     console.print(table)
 
 
