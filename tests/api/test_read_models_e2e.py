@@ -43,13 +43,17 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def plan_task(client, headers, ordinal: str) -> dict:
+    """The task of the imported plan (768/QĐ-UBND) with this ordinal, as the API shows it."""
+    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
+                             headers=headers).json()
+    return next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
+                                      headers=headers).json() if t["ordinal"] == ordinal)
+
+
 def test_a_write_is_visible_in_obligations_and_history_at_its_position(served):
     client, tokens = served
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=auth(tokens["lead"])).json()
-    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
-                                      headers=auth(tokens["lead"])).json()
-                if t["ordinal"] == "6.9")
+    task = plan_task(client, auth(tokens["lead"]), "6.9")
     written = client.post(f"/v1/tasks/{task['id']}/extension-requests",
                           json={"requested_due": "2022-03-31", "reason": "Chờ ý kiến các sở"},
                           headers=auth(tokens["lead"]))
@@ -119,10 +123,7 @@ def test_obligation_counts_give_every_agency_and_follow_a_write(served):
     owed = client.get("/v1/agencies/QNG-STC/obligations", params=day, headers=office).json()
     (was,) = [o["status"] for o in owed["data"]["obligations"]
               if o["ordinal"] == "6.9" and o["role"] == "lead"]
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=office).json()
-    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
-                                      headers=office).json() if t["ordinal"] == "6.9")
+    task = plan_task(client, office, "6.9")
     written = client.post(f"/v1/tasks/{task['id']}/cancellation",
                           json={"reason": "Không còn phù hợp", "effective_on": "2021-10-01"},
                           headers=office)
@@ -156,9 +157,7 @@ def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(serv
     head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
     first = client.get("/v1/obligation-counts", params={"min_position": head},
                        headers=office).json()["data"]
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=office).json()
-    task = client.get(f"/v1/directives/{directive['id']}/tasks", headers=office).json()[0]
+    task = plan_task(client, office, "1.1")
     written = client.post(f"/v1/tasks/{task['id']}/cancellation",
                           json={"reason": "Không còn phù hợp"}, headers=office)
     assert written.status_code == 200, written.text
@@ -192,7 +191,7 @@ def test_an_overview_past_its_window_is_sent_while_it_is_computed_again(served_o
 
     head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
     first = counts(min_position=head)
-    position = _cancel_one_task(client, tokens)
+    position = _cancel_one_task(client, tokens, "1.1")
     now[0] = window + 1  # due
     assert counts() == first  # at once, the answer it had
     for _ in range(500):  # computed on a thread meanwhile
@@ -203,18 +202,15 @@ def test_an_overview_past_its_window_is_sent_while_it_is_computed_again(served_o
     else:
         raise AssertionError("the overview was never computed again")
     assert latest["agencies"] != first["agencies"]
-    position = _cancel_one_task(client, tokens, ordinal_index=1)
+    position = _cancel_one_task(client, tokens, "1.2")
     now[0] += 2 * window  # too old to be sent: this request computes
     assert counts()["as_of"]["position"] >= position
 
 
-def _cancel_one_task(client, tokens, ordinal_index: int = 0) -> int:
+def _cancel_one_task(client, tokens, ordinal: str) -> int:
     """Cancel a task of 768/QĐ-UBND; the position of the event, once folded."""
     office = auth(tokens["office"])
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=office).json()
-    task = client.get(f"/v1/directives/{directive['id']}/tasks",
-                      headers=office).json()[ordinal_index]
+    task = plan_task(client, office, ordinal)
     written = client.post(f"/v1/tasks/{task['id']}/cancellation",
                           json={"reason": "Không còn phù hợp"}, headers=office)
     assert written.status_code == 200, written.text
@@ -248,10 +244,7 @@ def test_every_heads_accountability_is_an_overview_and_one_agency_s_is_current(
     own = client.get(url, params={**year, "agency": "QNG-STC"}, headers=office)
     assert own.status_code == 200, own.text
     assert requested(own.json()["data"]) == requested(first) == 0
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=office).json()
-    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
-                                      headers=office).json() if t["ordinal"] == "6.10")
+    task = plan_task(client, office, "6.10")
     written = client.post(f"/v1/tasks/{task['id']}/extension-requests",
                           json={"requested_due": "2022-02-28", "reason": "Chờ số liệu"},
                           headers=auth(tokens["lead"]))
@@ -299,10 +292,7 @@ def test_obligations_are_gzipped_for_a_client_that_accepts_it(served):
 def test_cached_answers_never_outlive_a_new_event(served):
     client, tokens = served
     office = auth(tokens["office"])
-    [directive] = client.get("/v1/directives", params={"number": "768/QĐ-UBND"},
-                             headers=office).json()
-    task = next(t for t in client.get(f"/v1/directives/{directive['id']}/tasks",
-                                      headers=office).json() if t["ordinal"] == "6.10")
+    task = plan_task(client, office, "6.10")
     params = {"effective_on": "2021-11-01", "min_position": 1}
 
     def row():
