@@ -110,27 +110,38 @@ def served(url: str, workers: int, *, with_worker: bool = False):
         os.unlink(log.name)
 
 
-async def _load(base: str, make_request, clients: int, seconds: float):
+async def _load(base: str, make_request, clients: int, seconds: float, *,
+                think: float = 0.0, on_answer=None, timeout: float = 30.0):
     """``clients`` keep-alive connections, each sending its next request as soon as the
     previous answer is in. aiohttp, because httpx's client spent more CPU than the server
-    (it capped a 64-client run at a third of what the server could take)."""
+    (it capped a 64-client run at a third of what the server could take).
+
+    ``think``: seconds each client waits after an answer (and, spread over the clients,
+    before its first request): clients that poll rather than load. ``on_answer(status,
+    body)`` is called with each answer as it arrives."""
     import aiohttp
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     stop = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=clients)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
+    limit = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=limit) as client:
         async def worker(n: int) -> None:
             rng = random.Random(n)
+            if think:
+                await asyncio.sleep(think * n / clients)
             while time.perf_counter() < stop:
                 method, path, headers, body = make_request(rng)
                 started = time.perf_counter()
                 async with client.request(method, path, headers=headers, json=body) as response:
-                    await response.read()
+                    answer = await response.read()
                 latencies.append(time.perf_counter() - started)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
+                if on_answer is not None:
+                    on_answer(response.status, answer)
+                if think:
+                    await asyncio.sleep(think)
 
         begun = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(clients)))

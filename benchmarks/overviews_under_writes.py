@@ -9,12 +9,13 @@ compute on a large ledger (~2.5 s each at 1M). Each new event changes the projec
 freshness token, so without the window a dashboard polling them under write load has a
 server thread judging for every poll. This script fills a fresh schema with the synthetic
 ledger, starts `ledger serve --with-worker`, and for each setting runs ``writers`` clients
-posting progress reports beside ``dashboards`` clients that each ask for one overview,
-then wait ``--think`` seconds, in turn. The settings: the writers alone (the baseline),
-and beside the dashboards without the window and with it. It prints, per setting:
-writes per second and their p50/p99, the overviews' p50/p99 and how many events behind
-the newest write the answers were, and the server's CPU seconds; the window's column is
-divided by the other two (same run; each setting goes first in turn over ``--rounds``).
+posting progress reports beside ``dashboards`` clients that each ask for one of the two
+overviews (at random), then wait ``--think`` seconds, in turn. The settings: the writers
+alone (the baseline), and beside the dashboards without the window and with it. It
+prints, per setting: writes per second and their p50/p99, the overviews' p50/p99 and how
+many events behind the newest write the answers were, and the server's CPU seconds; the
+window's column is divided by the other two (same run; each setting goes first in turn
+over ``--rounds``).
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ import os
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.bench_http import _catch_up, make_tokens, populate, served
+from benchmarks.bench_http import _catch_up, _load, make_tokens, populate, served
 from benchmarks.common import fresh_schema, percentile
 from domain.application import Ledger
 from service.storage import ServiceTables
@@ -62,79 +63,37 @@ def _server_cpu_seconds(port: str) -> float:
                if session is not None and int(f[3]) == session)
 
 
-async def _writers(base: str, targets, tokens, clients: int, seconds: float,
-                   newest: list[int]):
-    """Progress reports to random open tasks by their leads, each client sending its next
-    as soon as the previous answer is in; ``newest`` keeps the highest position
-    acknowledged (for how far behind the overviews' answers are)."""
-    import aiohttp
-
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    stop = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=60)) as client:
-        async def write(n: int) -> None:
-            rng = random.Random(n)
-            while time.perf_counter() < stop:
-                task, lead = rng.choice(targets)
-                started = time.perf_counter()
-                async with client.post(f"/v1/tasks/{task}/progress-reports",
-                                       json={"summary": "tải nền"},
-                                       headers={"Authorization": f"Bearer {tokens[lead]}"}
-                                       ) as response:
-                    body = await response.json()
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-                if response.status == 200:
-                    newest[0] = max(newest[0], body["position"])
-
-        begun = time.perf_counter()
-        await asyncio.gather(*(write(n) for n in range(clients)))
-    return latencies, statuses, time.perf_counter() - begun
-
-
-async def _dashboards(base: str, paths: list[str], headers: dict[str, str], clients: int,
-                      seconds: float, think: float, newest: list[int]):
-    """Each client asks for one overview, reads it whole, waits ``think`` seconds, again.
-    Returns latencies, statuses, and per answer how far its position was behind the
-    newest write acknowledged when the answer arrived."""
-    import aiohttp
-
-    latencies: list[float] = []
-    behind: list[int] = []
-    statuses: dict[int, int] = {}
-    stop = time.perf_counter() + seconds
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(base, timeout=timeout) as client:
-        async def poll(n: int) -> None:
-            path = paths[n % len(paths)]
-            await asyncio.sleep(think * n / clients)  # spread the first polls
-            while time.perf_counter() < stop:
-                started = time.perf_counter()
-                async with client.get(path, headers=headers) as response:
-                    body = await response.json()
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-                if response.status == 200:
-                    behind.append(max(0, newest[0] - body["data"]["as_of"]["position"]))
-                await asyncio.sleep(think)
-
-        await asyncio.gather(*(poll(n) for n in range(clients)))
-    return latencies, statuses, behind
-
-
 def _round(base: str, targets, tokens, office: dict[str, str], paths: list[str],
            args, dashboards: int) -> dict[str, float]:
-    newest = [0]
+    """Writers and (``dashboards`` of them) polling dashboards at once, for ``seconds``."""
+    newest = [0]  # the highest position a write was acknowledged with
+    behind: list[int] = []  # per overview: how far its position was behind ``newest``
     port = base.rsplit(":", 1)[1]
+
+    def progress(rng: random.Random):
+        task, lead = rng.choice(targets)
+        return "POST", f"/v1/tasks/{task}/progress-reports", {
+            "Authorization": f"Bearer {tokens[lead]}"}, {"summary": "tải nền"}
+
+    def written(status: int, body: bytes) -> None:
+        if status == 200:
+            newest[0] = max(newest[0], orjson.loads(body)["position"])
+
+    def overview(rng: random.Random):
+        return "GET", rng.choice(paths), office, None
+
+    def read(status: int, body: bytes) -> None:
+        if status == 200:
+            behind.append(max(0, newest[0] - orjson.loads(body)["data"]["as_of"]["position"]))
 
     async def both():
         return await asyncio.gather(
-            _writers(base, targets, tokens, args.writers, args.seconds, newest),
-            _dashboards(base, paths, office, dashboards, args.seconds, args.think, newest))
+            _load(base, progress, args.writers, args.seconds, on_answer=written),
+            _load(base, overview, dashboards, args.seconds, think=args.think,
+                  on_answer=read, timeout=300))
 
     cpu = _server_cpu_seconds(port)
-    (w_lat, w_status, elapsed), (d_lat, d_status, behind) = asyncio.run(both())
+    (w_lat, w_status, elapsed), (d_lat, d_status, _) = asyncio.run(both())
     cpu = _server_cpu_seconds(port) - cpu
     ok = sum(n for s, n in w_status.items() if 200 <= s < 300)
     nan = float("nan")

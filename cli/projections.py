@@ -357,7 +357,7 @@ def print_counts(result: dict[str, Any]) -> None:
                                                      a["agency"]))
     for agency in rows:
         c = agency["counts"]
-        done = c.get("done_on_time", 0) + c.get("done_late", 0)
+        done = sum(n for status, n in c.items() if TaskStatus(status).is_done)
         name = agency["name"] or ""
         table.add_row(f"{agency['agency']} {name[:38]}",
                       f"[bold red]{c.get('overdue', 0)}[/]", str(c.get("in_progress", 0)),
