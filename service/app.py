@@ -37,6 +37,7 @@ from service.routers import (
     tokens,
 )
 from service.settings import Settings
+from service.shared_answers import SharedAnswers
 from service.storage import ServiceTables
 from service.tokens import TokenStore
 
@@ -102,12 +103,14 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         try:
             tables = ServiceTables(the_ledger)
             tables.create()
+            shared = SharedAnswers(tables)
+            shared.create()
             models = default_read_models(the_ledger) if read_models is _DEFAULT else read_models
             app.state.services = Services(
                 settings=settings, ledger=the_ledger, tables=tables,
                 tokens=TokenStore(tables, cache_seconds=settings.cache_seconds),
                 idempotency=IdempotencyStore(tables),
-                read_models=models, metrics=metrics,
+                read_models=models, metrics=metrics, shared_answers=shared,
             )
             worker = _embedded_worker(the_ledger) if settings.embedded_worker else None
             try:

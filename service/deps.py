@@ -39,6 +39,9 @@ class Services:
     metrics: Any
     # Serialised read-model answers keyed by projection freshness (routers/queries.py).
     answers: Any = field(default_factory=lambda: AnswerCache())
+    # Overview answers shared with the other server processes (service/shared_answers.py);
+    # None: each process computes its own.
+    shared_answers: Any = None
 
 
 # Dependencies are ``async def`` when they do no blocking I/O: FastAPI runs each sync

@@ -222,11 +222,12 @@ class AnswerCache:
             return False
         return True
 
-    def remember(self, query: tuple, token: Any, answer: Answer) -> None:
-        """Record ``answer`` (current under ``token``, now) as ``query``'s latest: the age
-        ``latest`` measures runs from the last time it was computed or found current."""
+    def remember(self, query: tuple, token: Any, answer: Answer, age: float = 0.0) -> None:
+        """Record ``answer`` (current under ``token``, ``age`` seconds ago) as ``query``'s
+        latest: the age ``latest`` measures runs from the last time it was computed or found
+        current (by this process, or by another: service/shared_answers.py)."""
         with self._lock:
-            self._latest[query] = (self._clock(), token, answer)
+            self._latest[query] = (self._clock() - age, token, answer)
             self._latest.move_to_end(query)
             while len(self._latest) > self.size:
                 self._latest.popitem(last=False)

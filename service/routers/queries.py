@@ -110,28 +110,86 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     (its ``as_of`` says from which position), unless it is older than the position the
     caller waits for: for an answer that takes seconds to compute, which each new event
     would otherwise start again. Past that window (up to twice it) the answer is still
-    sent, and computed again on a thread meanwhile: a polling dashboard does not wait."""
+    sent, and computed again on a thread meanwhile: a polling dashboard does not wait.
+    Such answers are shared by the server processes (``_Overview``)."""
 
-    def current() -> Answer:
+    def current() -> tuple[Any, Answer]:
         freshness = getattr(models, "freshness", None)
         max_age = svc.settings.freshness_seconds if min_position is None else 0.0
         token = freshness(projection, max_age) if freshness is not None else None
         if token is None:  # not cached: compressed only for a client that takes it
             body = orjson.dumps(compute())
-            return Answer.of(body) if gzip_ok else Answer(body)
+            return None, Answer.of(body) if gzip_ok else Answer(body)
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
         if overview > 0:
             svc.answers.remember(key, token, answer)
-        return answer
+        return token, answer
 
-    if overview > 0:
-        recent = svc.answers.latest(key, overview)
-        if recent is not None and (min_position is None or recent[0][1] >= min_position):
+    if overview <= 0:
+        return _send(current()[1], gzip_ok)
+    return _send(_Overview(svc, key, overview, min_position, current).answer(), gzip_ok)
+
+
+class _Overview:
+    """An overview's answer: this process's latest while it is young enough, else the one
+    another server process published (service/shared_answers.py), else computed here and
+    published; past its window it is sent while computed again on a thread."""
+
+    def __init__(self, svc: Services, key: tuple, window: float, min_position: int | None,
+                 current: Callable[[], tuple[Any, Answer]]) -> None:
+        self.svc, self.key, self.window = svc, key, window
+        self.min_position, self.current = min_position, current
+        self.shared = svc.shared_answers
+
+    def _reaches(self, token: Any) -> bool:
+        return self.min_position is None or (
+            isinstance(token, tuple) and token[1] >= self.min_position)
+
+    def answer(self) -> Answer:
+        answers = self.svc.answers
+        recent = answers.latest(self.key, self.window)
+        if recent is None and self.shared is not None:
+            found = self.shared.fetch(self.key)
+            if found is not None and self._reaches(found.token):
+                answers.remember(self.key, found.token, found.answer,
+                                 age=self.shared.age(found))
+                recent = answers.latest(self.key, self.window)
+        if recent is not None and self._reaches(recent[0]):
             _, answer, due = recent
             if due:
-                svc.answers.revalidate(key, current)
-            return _send(answer, gzip_ok)
-    return _send(current(), gzip_ok)
+                answers.revalidate(self.key, self.refresh)
+            return answer
+        return self.refresh()
+
+    def refresh(self) -> Answer:
+        """A new answer: another process's if it is younger than the window, else one
+        computed here (or by the process that claimed it meanwhile) and published."""
+        shared, answers = self.shared, self.svc.answers
+        if shared is None:
+            return self.current()[1]
+        found = shared.fetch(self.key)
+        if found is not None and shared.age(found) < self.window and \
+                self._reaches(found.token):
+            answers.remember(self.key, found.token, found.answer, age=shared.age(found))
+            return found.answer
+        claimed = shared.claim(self.key)
+        if not claimed:  # another process is computing it: its answer, when it comes
+            newer = shared.await_newer(self.key, found.computed_at if found else None)
+            if newer is not None and self._reaches(newer.token):
+                answers.remember(self.key, newer.token, newer.answer, age=shared.age(newer))
+                return newer.answer
+        started = shared.now()
+        try:
+            token, answer = self.current()
+        except BaseException:
+            if claimed:
+                shared.release(self.key)
+            raise
+        if token is not None:
+            shared.publish(self.key, token, answer, computed_at=started)
+        elif claimed:
+            shared.release(self.key)
+        return answer
 
 
 def _send(answer: Answer, gzip_ok: bool) -> Response:

@@ -14,6 +14,7 @@ from domain.clock import local_date
 from service.app import create_app
 from service.read_models import AnswerCache
 from service.settings import Settings
+from service.shared_answers import SharedAnswers
 from service.storage import ServiceTables
 from service.tokens import TokenStore
 from tests.behaviour.helpers import import_plan
@@ -181,8 +182,10 @@ def test_an_overview_past_its_window_is_sent_while_it_is_computed_again(served_o
     client, tokens = served_overview
     office = auth(tokens["office"])
     now = [0.0]
-    client.app.state.services.answers = AnswerCache(clock=lambda: now[0])
-    window = client.app.state.services.settings.overview_seconds
+    services = client.app.state.services
+    services.answers = AnswerCache(clock=lambda: now[0])
+    services.shared_answers = SharedAnswers(services.tables, clock=lambda: now[0])
+    window = services.settings.overview_seconds
 
     def counts(**params):
         answer = client.get("/v1/obligation-counts", params=params, headers=office)
@@ -205,6 +208,38 @@ def test_an_overview_past_its_window_is_sent_while_it_is_computed_again(served_o
     position = _cancel_one_task(client, tokens, "1.2")
     now[0] += 2 * window  # too old to be sent: this request computes
     assert counts()["as_of"]["position"] >= position
+
+
+def test_server_processes_share_an_overview(served_overview, store_url):
+    """A second server process on the same ledger sends the counts the first computed,
+    while they are younger than the window, though an event has been folded since: the
+    overview is computed once per window for all processes, not once per process. A
+    caller waiting for its write gets counts computed for it, which the first then sends."""
+    client, tokens = served_overview
+    office = auth(tokens["office"])
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    first = client.get("/v1/obligation-counts", params={"min_position": head},
+                       headers=office).json()["data"]
+    position = _cancel_one_task(client, tokens, "1.1")
+    settings = Settings(database_url=store_url, embedded_worker=False, access_log=False,
+                        read_wait_seconds=20, overview_seconds=3600, freshness_seconds=0)
+    with TestClient(create_app(settings)) as other:
+        models = other.app.state.services.read_models
+        computed = []
+
+        def counting(**kwargs):
+            computed.append(kwargs)
+            return type(models).obligation_counts(models, **kwargs)
+
+        models.obligation_counts = counting
+        sent = other.get("/v1/obligation-counts", headers=office).json()["data"]
+        assert sent == first and sent["as_of"]["position"] == head < position
+        assert computed == []
+        fresh = other.get("/v1/obligation-counts", params={"min_position": position},
+                          headers=office).json()["data"]
+        assert fresh["as_of"]["position"] >= position and len(computed) == 1
+    client.app.state.services.answers = AnswerCache()  # the first process restarted
+    assert client.get("/v1/obligation-counts", headers=office).json()["data"] == fresh
 
 
 def _cancel_one_task(client, tokens, ordinal: str) -> int:
