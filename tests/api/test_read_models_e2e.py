@@ -155,18 +155,8 @@ def test_the_counts_are_sent_again_for_a_while_unless_a_write_is_waited_for(serv
     that reach it."""
     client, tokens = served_overview
     office = auth(tokens["office"])
-    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
-    first = client.get("/v1/obligation-counts", params={"min_position": head},
-                       headers=office).json()["data"]
-    task = plan_task(client, office, "1.1")
-    written = client.post(f"/v1/tasks/{task['id']}/cancellation",
-                          json={"reason": "Không còn phù hợp"}, headers=office)
-    assert written.status_code == 200, written.text
-    position = written.json()["position"]
-    folded = client.get("/v1/agencies/QNG-STC/obligations",
-                        params={"min_position": position}, headers=office)
-    assert folded.status_code == 200  # the read models have the cancellation
-
+    head, first = _counts_at_head(client, office)
+    position = _cancel_one_task(client, tokens, "1.1")
     again = client.get("/v1/obligation-counts", headers=office).json()["data"]
     assert again == first and again["as_of"]["position"] == head < position
     fresh = client.get("/v1/obligation-counts", params={"min_position": position},
@@ -217,9 +207,7 @@ def test_server_processes_share_an_overview(served_overview, store_url):
     caller waiting for its write gets counts computed for it, which the first then sends."""
     client, tokens = served_overview
     office = auth(tokens["office"])
-    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
-    first = client.get("/v1/obligation-counts", params={"min_position": head},
-                       headers=office).json()["data"]
+    head, first = _counts_at_head(client, office)
     position = _cancel_one_task(client, tokens, "1.1")
     settings = Settings(database_url=store_url, embedded_worker=False, access_log=False,
                         read_wait_seconds=20, overview_seconds=3600, freshness_seconds=0)
@@ -240,6 +228,15 @@ def test_server_processes_share_an_overview(served_overview, store_url):
         assert fresh["as_of"]["position"] >= position and len(computed) == 1
     client.app.state.services.answers = AnswerCache()  # the first process restarted
     assert client.get("/v1/obligation-counts", headers=office).json()["data"] == fresh
+
+
+def _counts_at_head(client, office) -> tuple[int, dict]:
+    """The journal's head and the counts computed for it."""
+    head = client.get("/v1/events", params={"limit": 1}, headers=office).json()["head"]
+    counts = client.get("/v1/obligation-counts", params={"min_position": head},
+                        headers=office)
+    assert counts.status_code == 200, counts.text
+    return head, counts.json()["data"]
 
 
 def _cancel_one_task(client, tokens, ordinal: str) -> int:

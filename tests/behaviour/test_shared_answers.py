@@ -12,22 +12,16 @@ from domain.application import Ledger
 from service.read_models import Answer
 from service.shared_answers import FORGET_AFTER_SECONDS, SharedAnswers
 from service.storage import ServiceTables
+from tests.conftest import MonotonicClock
 
 QUERY = ("obligation_counts", None, date(2026, 12, 4))
 OTHER_QUERY = ("accountability", "2026", None, None, date(2026, 12, 4))
 
 
-class Wall:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def wall() -> Wall:
-    return Wall()
+def wall() -> MonotonicClock:
+    """Wall-clock seconds under test control (the shared answers' clock)."""
+    return MonotonicClock(1_000_000.0)
 
 
 @pytest.fixture
