@@ -150,6 +150,17 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return star is not None and star > 0
 
 
+# An overview is computed again no sooner than this many times its last computation took,
+# whatever its window: where one takes as long as the window (1M events in a slow hour,
+# ~10 s), a fixed window had it computed without pause, on a core the writes need.
+OVERVIEW_STRETCH = 3.0
+
+
+def stretched(window: float, took: float) -> float:
+    """The window of an answer whose computation took ``took`` seconds."""
+    return max(window, OVERVIEW_STRETCH * took)
+
+
 class AnswerCache:
     """Serialised answers of the read models, keyed by the query and the freshness of the
     projection it reads ((generation, position) of the live copy): a new event or a rebuild
@@ -171,9 +182,10 @@ class AnswerCache:
         self._in_flight: dict[tuple, Future[Answer]] = {}
         self._slots = threading.BoundedSemaphore(concurrency)
         self._clock = clock
-        # query -> (when last computed or found current, its freshness token, answer): the
-        # latest answer of a query whatever the projection's position since (``latest``).
-        self._latest: OrderedDict[tuple, tuple[float, Any, Answer]] = OrderedDict()
+        # query -> (when last computed or found current, its freshness token, answer, the
+        # seconds its computation took): the latest answer of a query whatever the
+        # projection's position since (``latest``).
+        self._latest: OrderedDict[tuple, tuple[float, Any, Answer, float]] = OrderedDict()
         self._refreshing: set[tuple] = set()  # queries being computed again (``revalidate``)
 
     def latest(self, query: tuple, max_age: float) -> tuple[Any, Answer, bool] | None:
@@ -185,12 +197,14 @@ class AnswerCache:
         sent, while it is computed again meanwhile (``revalidate``), so that a dashboard
         polling every few seconds never waits for the computation. None when there is no
         answer younger than twice ``max_age`` (a caller that polls seldom waits for a new
-        one rather than get one that old)."""
+        one rather than get one that old). ``max_age`` stretches with the time the answer
+        took to compute (``stretched``)."""
         with self._lock:
             seen = self._latest.get(query)
         if seen is None:
             return None
         age = self._clock() - seen[0]
+        max_age = stretched(max_age, seen[3])
         if age >= 2 * max_age:
             return None
         return seen[1], seen[2], age >= max_age
@@ -222,12 +236,14 @@ class AnswerCache:
             return False
         return True
 
-    def remember(self, query: tuple, token: Any, answer: Answer, age: float = 0.0) -> None:
-        """Record ``answer`` (current under ``token``, ``age`` seconds ago) as ``query``'s
-        latest: the age ``latest`` measures runs from the last time it was computed or found
-        current (by this process, or by another: service/shared_answers.py)."""
+    def remember(self, query: tuple, token: Any, answer: Answer, age: float = 0.0,
+                 took: float = 0.0) -> None:
+        """Record ``answer`` (current under ``token``, ``age`` seconds ago, computed in
+        ``took`` seconds) as ``query``'s latest: the age ``latest`` measures runs from the
+        last time it was computed or found current (by this process, or by another:
+        service/shared_answers.py)."""
         with self._lock:
-            self._latest[query] = (self._clock() - age, token, answer)
+            self._latest[query] = (self._clock() - age, token, answer, took)
             self._latest.move_to_end(query)
             while len(self._latest) > self.size:
                 self._latest.popitem(last=False)

@@ -45,6 +45,7 @@ class SharedAnswer:
     computed_at: float  # wall-clock seconds
     token: Any  # the projection's freshness token it was computed under
     answer: Answer
+    took: float = 0.0  # seconds its computation took (its window stretches with it)
 
     @property
     def position(self) -> int | None:
@@ -74,6 +75,7 @@ class SharedAnswers:
                 "query_id TEXT PRIMARY KEY, "
                 "query TEXT NOT NULL, "
                 "computed_at DOUBLE PRECISION, "
+                "took DOUBLE PRECISION, "
                 "token TEXT, "
                 f"body {blob}, "
                 f"gzipped {blob}, "
@@ -87,13 +89,14 @@ class SharedAnswers:
 
     def fetch(self, query: tuple) -> SharedAnswer | None:
         row = self.tables.query_one(
-            f"SELECT computed_at, token, body, gzipped FROM {self.table} "
+            f"SELECT computed_at, token, body, gzipped, took FROM {self.table} "
             "WHERE query_id = %s AND body IS NOT NULL", (self.query_id(query),))
         if row is None:
             return None
-        computed_at, token, body, gzipped = row
+        computed_at, token, body, gzipped, took = row
         return SharedAnswer(computed_at, _token_from_json(token),
-                            Answer(bytes(body), None if gzipped is None else bytes(gzipped)))
+                            Answer(bytes(body), None if gzipped is None else bytes(gzipped)),
+                            took or 0.0)
 
     def claim(self, query: tuple) -> bool:
         """Whether this process may compute ``query`` now: no other holds an unexpired claim
@@ -110,22 +113,23 @@ class SharedAnswers:
             return tx.fetchone() is not None
 
     def publish(self, query: tuple, token: Any, answer: Answer,
-                computed_at: float | None = None) -> None:
-        """Store ``answer`` (current under ``token``) as ``query``'s and end any claim on it.
-        ``computed_at``: when its computation started (default: now), so that its age is
-        never understated."""
+                computed_at: float | None = None, took: float = 0.0) -> None:
+        """Store ``answer`` (current under ``token``, computed in ``took`` seconds) as
+        ``query``'s and end any claim on it. ``computed_at``: when its computation started
+        (default: now), so that its age is never understated."""
         now = self._clock()
         when = now if computed_at is None else computed_at
         with self.tables.transaction(commit=True) as tx:
             tx.execute(
                 f"INSERT INTO {self.table} AS t "
-                "(query_id, query, computed_at, token, body, gzipped, claimed_until) "
-                "VALUES (%s, %s, %s, %s, %s, %s, NULL) ON CONFLICT (query_id) DO UPDATE "
-                "SET computed_at = excluded.computed_at, token = excluded.token, "
+                "(query_id, query, computed_at, took, token, body, gzipped, claimed_until) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, NULL) ON CONFLICT (query_id) DO UPDATE "
+                "SET computed_at = excluded.computed_at, took = excluded.took, "
+                "token = excluded.token, "
                 "body = excluded.body, gzipped = excluded.gzipped, claimed_until = NULL "
                 # (an older answer, from a slower computation, never replaces a newer one)
                 "WHERE t.computed_at IS NULL OR t.computed_at <= excluded.computed_at",
-                (self.query_id(query), repr(query), when, orjson.dumps(token).decode(),
+                (self.query_id(query), repr(query), when, took, orjson.dumps(token).decode(),
                  answer.body, answer.gzipped))
             tx.execute(f"DELETE FROM {self.table} WHERE computed_at < %s",
                        (now - FORGET_AFTER_SECONDS,))

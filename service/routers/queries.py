@@ -14,9 +14,10 @@ statuses are judged on ("what was overdue on 31/5 as we know it today").
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -28,7 +29,7 @@ from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
 from service.openapi import READ_ERRORS
 from service.problems import ProblemError
-from service.read_models import Answer, ReadModelsPort, accepts_gzip, jsonable
+from service.read_models import Answer, ReadModelsPort, accepts_gzip, jsonable, stretched
 from service.schemas import QueryDay, QueryResult
 
 router = APIRouter(prefix="/v1", tags=["queries"])
@@ -113,30 +114,39 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     sent, and computed again on a thread meanwhile: a polling dashboard does not wait.
     Such answers are shared by the server processes (``_Overview``)."""
 
-    def current() -> tuple[Any, Answer]:
+    def current() -> _Current:
         freshness = getattr(models, "freshness", None)
         max_age = svc.settings.freshness_seconds if min_position is None else 0.0
         token = freshness(projection, max_age) if freshness is not None else None
         if token is None:  # not cached: compressed only for a client that takes it
             body = orjson.dumps(compute())
-            return None, Answer.of(body) if gzip_ok else Answer(body)
+            return _Current(None, Answer.of(body) if gzip_ok else Answer(body), 0.0)
+        started = time.monotonic()
         answer = svc.answers.get_or_compute((projection, token, *key), compute)
+        took = time.monotonic() - started
         if overview > 0:
-            svc.answers.remember(key, token, answer)
-        return token, answer
+            svc.answers.remember(key, token, answer, took=took)
+        return _Current(token, answer, took)
 
     if overview <= 0:
-        return _send(current()[1], gzip_ok)
+        return _send(current().answer, gzip_ok)
     return _send(_Overview(svc, key, overview, min_position, current).answer(), gzip_ok)
+
+
+class _Current(NamedTuple):
+    token: Any  # the projection's freshness token (None: the models have none)
+    answer: Answer
+    took: float  # seconds it took (~0 when it was cached)
 
 
 class _Overview:
     """An overview's answer: this process's latest while it is young enough, else the one
     another server process published (service/shared_answers.py), else computed here and
-    published; past its window it is sent while computed again on a thread."""
+    published; past its window it is sent while computed again on a thread. The window
+    stretches to ``OVERVIEW_STRETCH`` times the answer's computation (read_models.py)."""
 
     def __init__(self, svc: Services, key: tuple, window: float, min_position: int | None,
-                 current: Callable[[], tuple[Any, Answer]]) -> None:
+                 current: Callable[[], _Current]) -> None:
         self.svc, self.key, self.window = svc, key, window
         self.min_position, self.current = min_position, current
         self.shared = svc.shared_answers
@@ -152,7 +162,7 @@ class _Overview:
             found = self.shared.fetch(self.key)
             if found is not None and self._reaches(found.token):
                 answers.remember(self.key, found.token, found.answer,
-                                 age=self.shared.age(found))
+                                 age=self.shared.age(found), took=found.took)
                 recent = answers.latest(self.key, self.window)
         if recent is not None and self._reaches(recent[0]):
             _, answer, due = recent
@@ -166,30 +176,33 @@ class _Overview:
         computed here (or by the process that claimed it meanwhile) and published."""
         shared, answers = self.shared, self.svc.answers
         if shared is None:
-            return self.current()[1]
+            return self.current().answer
         found = shared.fetch(self.key)
-        if found is not None and shared.age(found) < self.window and \
-                self._reaches(found.token):
-            answers.remember(self.key, found.token, found.answer, age=shared.age(found))
+        if found is not None and shared.age(found) < stretched(self.window, found.took) \
+                and self._reaches(found.token):
+            answers.remember(self.key, found.token, found.answer, age=shared.age(found),
+                             took=found.took)
             return found.answer
         claimed = shared.claim(self.key)
         if not claimed:  # another process is computing it: its answer, when it comes
             newer = shared.await_newer(self.key, found.computed_at if found else None)
             if newer is not None and self._reaches(newer.token):
-                answers.remember(self.key, newer.token, newer.answer, age=shared.age(newer))
+                answers.remember(self.key, newer.token, newer.answer,
+                                 age=shared.age(newer), took=newer.took)
                 return newer.answer
         started = shared.now()
         try:
-            token, answer = self.current()
+            done = self.current()
         except BaseException:
             if claimed:
                 shared.release(self.key)
             raise
-        if token is not None:
-            shared.publish(self.key, token, answer, computed_at=started)
+        if done.token is not None:
+            shared.publish(self.key, done.token, done.answer, computed_at=started,
+                           took=done.took)
         elif claimed:
             shared.release(self.key)
-        return answer
+        return done.answer
 
 
 def _send(answer: Answer, gzip_ok: bool) -> Response:

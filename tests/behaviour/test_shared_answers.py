@@ -46,10 +46,11 @@ def test_an_answer_is_read_back_as_published(tables, wall):
     assert shared.fetch(QUERY) is None
     answer = Answer.of(("{\"agencies\": \"Sở Tài chính\"}" * 100).encode())
     assert answer.gzipped is not None
-    shared.publish(QUERY, (3, 1234), answer, computed_at=wall.now - 2)
+    shared.publish(QUERY, (3, 1234), answer, computed_at=wall.now - 2, took=1.5)
     wall.now += 1
     found = shared.fetch(QUERY)
     assert found.answer == answer and found.token == (3, 1234) and found.position == 1234
+    assert found.took == 1.5
     assert shared.age(found) == pytest.approx(3.0)
     assert shared.fetch(OTHER_QUERY) is None
     small = Answer(b"{}")

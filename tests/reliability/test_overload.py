@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from domain.persistence.breaker import install_breaker
-from service.read_models import AnswerCache
+from service.read_models import Answer, AnswerCache, stretched
 
 
 def test_identical_queries_arriving_together_are_computed_once():
@@ -125,6 +125,25 @@ def test_an_overview_is_sent_again_and_past_its_max_age_is_due_to_be_computed_ag
     assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is not None
     cache.remember(query, (1, 96), answer)
     assert cache.latest(("obligation_counts", None, "2026-12-05"), 10) is None  # evicted
+
+
+def test_an_overview_s_window_stretches_with_the_time_it_took_to_compute():
+    """An answer that took longer than a third of the window to compute is not due until
+    three times that (``OVERVIEW_STRETCH``): otherwise one that takes as long as the window
+    would be computed without pause."""
+    now = [100.0]
+    cache = AnswerCache(clock=lambda: now[0])
+    quick, slow = ("obligation_counts", None, "2026-12-04"), ("accountability", "2026")
+    answer = Answer(b"{}")
+    cache.remember(quick, (1, 95), answer, took=3.0)  # 3 × 3 s < 10 s: the window holds
+    cache.remember(slow, (1, 95), answer, took=10.0)  # 3 × 10 s
+    now[0] += 10
+    assert cache.latest(quick, 10)[2] and not cache.latest(slow, 10)[2]
+    now[0] += 20
+    assert cache.latest(quick, 10) is None and cache.latest(slow, 10)[2]
+    now[0] += 30
+    assert cache.latest(slow, 10) is None
+    assert stretched(10, 2) == 10 and stretched(10, 5) == 15
 
 
 def test_an_overview_is_computed_again_on_one_thread_however_many_find_it_due():
