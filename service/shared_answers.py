@@ -6,13 +6,15 @@ was computed (routers/queries.py). Each process keeps its own answers (``AnswerC
 with N processes behind one port the same overview was computed N times per window: at 1M
 events and two processes, a dashboard polling the counts took 30% of the writes' rate.
 
-Here the answer is kept once, in a table of the ledger's database, with the moment it was
-computed and the projection's freshness token it was computed under. A process without a
+Here the answer is kept once, in a table of the ledger's database, with the moment its
+computation started, how long it took (an overview's window stretches with that:
+read_models.stretched) and the projection's freshness token it was computed under. A process without a
 young enough answer of its own reads the table first; if the answer there is young enough,
 it adopts it. Otherwise it *claims* the query (one conditional upsert: the claim holds for
 ``lease`` seconds), computes it and publishes it; another process that finds the claim
 held waits for that answer instead of computing the same one. A process that dies while
-it holds a claim delays the others by at most the lease.
+it holds a claim delays the others by at most the lease (a computation longer than the
+lease is started again by the next process to ask: wasted work, not a wrong answer).
 
 Moments here are wall-clock seconds (``time.time``): the processes may run on several
 machines, whose clocks NTP keeps within far less than an overview's window.
@@ -27,13 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import structlog
 
 from domain.persistence.schema_lock import schema_lock
 from service.read_models import Answer
 from service.storage import ServiceTables
-
-log = structlog.get_logger("chidao.service")
 
 # Rows of queries not asked for this long are deleted when an answer is published (a key
 # holds the day judged on, so yesterday's overviews are never asked for again).
