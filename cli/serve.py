@@ -46,6 +46,11 @@ def serve(
     if store.dialect == "sqlite" and workers > 1:
         console.print("[yellow]note:[/] several workers on SQLite serialise on its write lock",
                       highlight=False)
+    # Open the store once before uvicorn starts: a database that cannot be reached is one
+    # line and exit 3 here, where each worker process would print a traceback and the
+    # supervisor then exit 0. (It also creates the tables once, before the processes fork.)
+    with open_ledger(db):
+        pass
     err = typer.echo
     err(f"ledger serve: {store.redacted} on http://{host}:{port} ({workers} worker(s))",
         err=True)

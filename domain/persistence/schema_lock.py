@@ -7,6 +7,10 @@ on the schema, around table creation makes the second process wait and then find
 tables there. On SQLite, switching a new file to WAL mode and creating tables from several
 connections at once can fail with "database is locked" at once (no busy wait applies), so
 an exclusive lock on a file beside the database plays the same part.
+
+A database that cannot be reached raises the eventsourcing library's OperationalError, as
+the library's own connections do, so every caller sees one family of store errors (the CLI
+turns it into one line, ``ledger worker`` waits it out).
 """
 
 from __future__ import annotations
@@ -46,13 +50,17 @@ def schema_lock(store: StoreConfig) -> Iterator[None]:
                 yield
         return
     import psycopg
+    from eventsourcing.persistence import OperationalError
 
     env = store.env
-    conn = psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5), autocommit=True,
-    )
+    try:
+        conn = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5), autocommit=True,
+        )
+    except psycopg.OperationalError as exc:
+        raise OperationalError(" ".join(str(exc).split())) from exc
     try:
         key = _lock_key(env.get("POSTGRES_SCHEMA") or "public")
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))

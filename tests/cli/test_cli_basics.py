@@ -94,6 +94,18 @@ def test_unknown_directive_and_bad_store_url(store_url):
     assert bad.returncode == 2 and "unsupported scheme" in bad.stderr
 
 
+@pytest.mark.parametrize("args", [("events",), ("serve", "--workers", "2", "--port", "1")])
+def test_an_unreachable_postgresql_store_gives_one_line_and_exit_3(args):
+    """Nothing listens on port 1: the connection that serialises table creation is the first
+    to fail, and its psycopg error must read as the store's, not as a traceback (nor, for
+    `serve`, as a traceback per worker process and then exit 0)."""
+    result = run("postgresql://postgres:not-shown@127.0.0.1:1/ledger", *args)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: cannot open the ledger store: ")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "not-shown" not in result.stderr
+
+
 def test_demo_runs_twice_without_error(tmp_path):
     url = f"sqlite:///{tmp_path}/demo.db"
     first = run(url, "demo")
