@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, NoReturn
@@ -19,7 +20,7 @@ from domain.actors import CommandContext, SourceDocument, system_context
 from domain.application import Ledger
 from domain.clock import parse_date
 from domain.errors import DomainError, UnreadableEvent
-from domain.persistence.url import StoreURLError
+from domain.persistence.url import StoreURLError, parse_store_url
 
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -46,6 +47,42 @@ def open_ledger(url: str | None = None) -> Iterator[Ledger]:
         fail(str(exc), EXIT_USAGE)
     except (PersistenceError, OSError) as exc:
         fail(f"cannot open the ledger store: {exc}", EXIT_STORE)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@contextmanager
+def open_ledger_when_reachable(url: str | None, stop: threading.Event,
+                               report: Callable[[Exception, float], None], *,
+                               first_wait: float = 1.0,
+                               longest_wait: float = 30.0) -> Iterator[Ledger | None]:
+    """Open the ledger for a process that follows it (``ledger worker``): a PostgreSQL store
+    that cannot be reached yet (the database restarting, or started after this process) is
+    tried again, waiting twice as long each time, until it opens or ``stop`` is set (then
+    None), as the worker already waits out outages once it runs. ``report`` hears each
+    failure and the wait before the next try. A wrong URL, or a SQLite file that cannot be
+    opened, will not mend by waiting: those fail at once, as ``open_ledger`` does."""
+    try:
+        store = parse_store_url(url)
+    except StoreURLError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if store.dialect != "postgres":
+        with open_ledger(url) as ledger:
+            yield ledger
+        return
+    wait = first_wait
+    while True:
+        try:
+            ledger = Ledger(url)
+            break
+        except PersistenceError as exc:
+            report(exc, wait)
+            if stop.wait(wait):
+                yield None
+                return
+            wait = min(wait * 2, longest_wait)
     try:
         yield ledger
     finally:

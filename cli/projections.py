@@ -34,6 +34,7 @@ from cli.common import (
     err_console,
     fail,
     open_ledger,
+    open_ledger_when_reachable,
     print_json,
 )
 from cli.main import DB_OPTION, JSON_OPTION, app
@@ -249,16 +250,27 @@ def worker(
     db: str | None = DB_OPTION,
 ) -> None:
     """Keep the projections up to date with the ledger until interrupted (SIGINT/SIGTERM);
-    also seal the hash chain with periodic signed checkpoints when it has a key."""
-    with open_ledger(db) as ledger:
-        if once:
+    also seal the hash chain with periodic signed checkpoints when it has a key. A PostgreSQL
+    store that cannot be reached at start-up is waited for, as outages are once it runs."""
+    if once:
+        with open_ledger(db) as ledger:
             folded = Runner(ledger, page_size=page_size).catch_up()
             console.print(f"Folded {folded} events.")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def unreachable(exc: Exception, wait: float) -> None:
+        err_console.print(f"{datetime.now():%H:%M:%S} ledger worker: the ledger store cannot "
+                          f"be reached ({' '.join(str(exc).split())}); trying again in "
+                          f"{wait:g}s", markup=False)
+
+    with open_ledger_when_reachable(db, stop, unreachable) as ledger:
+        if ledger is None:
+            err_console.print("ledger worker: stopped before the ledger store could be reached")
             return
         timer = _checkpoint_timer(ledger, checkpoint_every)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         wake = ", LISTEN/NOTIFY" if ledger.store.dialect == "postgres" else ""
         err_console.print(f"ledger worker: following {ledger.store.redacted} "
                           f"(poll {poll}s{wake})")

@@ -161,14 +161,17 @@ def _worker_recovered(url: str, worker: Worker, timeout: float = 60) -> dict:
         ledger.close()
     alive = worker.running
     differ = projections_match_a_rebuild(url) if caught_up is not None else ["(not caught up)"]
-    return {"alive": alive, "caught_up": caught_up, "differ": differ}
+    last_words = [line for line in worker.output().splitlines() if line.strip()][-1:]
+    return {"alive": alive, "caught_up": caught_up, "differ": differ,
+            "last_words": last_words[0] if last_words else ""}
 
 
 def _figures(load: LoadLog, probe: Probe, windows, verdict, server_log: str,
              worker: dict) -> dict:
     failures = list(verdict.failures)
     if not worker["alive"]:
-        failures.append("the projection worker died during the outages")
+        failures.append(f"the projection worker died during the outages; its last line: "
+                        f"{worker['last_words']!r}")
     if worker["caught_up"] is None:
         failures.append("the projection worker did not catch up with the journal by itself")
     if worker["differ"]:

@@ -4,6 +4,8 @@ few rounds."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from drills.common import postgres_bin
@@ -45,3 +47,51 @@ def test_db_outage_drill_fails_cleanly_and_recovers_without_restart():
     assert figures["/healthz while down"] == ["200"]
     assert figures["writes still in doubt"] == 0
     assert "never" not in figures["database start -> first acknowledged write (s)"]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_worker_started_while_its_database_is_down_waits_for_it_then_catches_up():
+    """Started before its database (a host rebooting, or the database restarting just then),
+    `ledger worker` waits for it, as it waits out outages once running, instead of exiting
+    with a traceback: the outage drill's worker, started 2 s before the outage, once died so
+    on a busy machine."""
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
+    import psycopg
+
+    from drills.common import Cluster, Worker, prepare_ledger
+    from drills.db_outage import _worker_recovered
+
+    cluster = Cluster().create()
+    worker = None
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ledger")
+        url = cluster.url("ledger", schema="quang_ngai")
+        prepare_ledger(url)  # events in the journal that no projection has folded yet
+        cluster.stop()
+        worker = Worker(url)
+        worker.start()
+        _wait_for(lambda: "cannot be reached" in worker.output() or not worker.running)
+        assert worker.running, worker.output()
+        assert "Traceback" not in worker.output()
+
+        cluster.start()
+        _wait_for(lambda: "folded" in worker.output() or not worker.running)
+        recovered = _worker_recovered(url, worker)
+        assert recovered["alive"], worker.output()
+        assert recovered["caught_up"] is not None, worker.output()
+        assert recovered["differ"] == []
+    finally:
+        if worker is not None:
+            worker.stop()
+        cluster.destroy()
+
+
+def _wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not so after {timeout}s")
+        time.sleep(0.1)
