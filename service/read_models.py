@@ -150,6 +150,12 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return star is not None and star > 0
 
 
+def token_position(token: Any) -> int | None:
+    """How far an answer computed under a freshness token ((generation, position)) reaches
+    in the journal; None for an answer without one."""
+    return token[1] if isinstance(token, tuple) and len(token) == 2 else None
+
+
 # An overview is computed again no sooner than this many times its last computation took,
 # whatever its window: where one takes as long as the window (1M events in a slow hour,
 # ~10 s), a fixed window had it computed without pause, on a core the writes need.

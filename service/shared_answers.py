@@ -8,13 +8,14 @@ events and two processes, a dashboard polling the counts took 30% of the writes'
 
 Here the answer is kept once, in a table of the ledger's database, with the moment its
 computation started, how long it took (an overview's window stretches with that:
-read_models.stretched) and the projection's freshness token it was computed under. A process without a
-young enough answer of its own reads the table first; if the answer there is young enough,
-it adopts it. Otherwise it *claims* the query (one conditional upsert: the claim holds for
-``lease`` seconds), computes it and publishes it; another process that finds the claim
-held waits for that answer instead of computing the same one. A process that dies while
-it holds a claim delays the others by at most the lease (a computation longer than the
-lease is started again by the next process to ask: wasted work, not a wrong answer).
+read_models.stretched) and the projection's freshness token it was computed under. A
+process without a young enough answer of its own reads the table first; if the answer
+there is young enough, it adopts it. Otherwise it *claims* the query (one conditional
+upsert: the claim holds for ``lease`` seconds), computes it and publishes it; another
+process that finds the claim held waits for that answer instead of computing the same one.
+A process that dies while it holds a claim delays the others by at most the lease (a
+computation longer than the lease is started again by the next process to ask: wasted
+work, not a wrong answer).
 
 Moments here are wall-clock seconds (``time.time``): the processes may run on several
 machines, whose clocks NTP keeps within far less than an overview's window.
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 
 from domain.persistence.schema_lock import schema_lock
-from service.read_models import Answer
+from service.read_models import Answer, token_position
 from service.storage import ServiceTables
 
 # Rows of queries not asked for this long are deleted when an answer is published (a key
@@ -49,8 +50,7 @@ class SharedAnswer:
     @property
     def position(self) -> int | None:
         """How far the answer reaches in the journal (the token's position)."""
-        token = self.token
-        return token[1] if isinstance(token, tuple) and len(token) == 2 else None
+        return token_position(self.token)
 
 
 class SharedAnswers:

@@ -29,8 +29,16 @@ from domain.clock import local_date, parse_moment, plausible_day_problem
 from service.deps import Reader, Services, ServicesDep
 from service.openapi import READ_ERRORS
 from service.problems import ProblemError
-from service.read_models import Answer, ReadModelsPort, accepts_gzip, jsonable, stretched
+from service.read_models import (
+    Answer,
+    ReadModelsPort,
+    accepts_gzip,
+    jsonable,
+    stretched,
+    token_position,
+)
 from service.schemas import QueryDay, QueryResult
+from service.shared_answers import SharedAnswer
 
 router = APIRouter(prefix="/v1", tags=["queries"])
 
@@ -133,6 +141,9 @@ def _respond(svc: Services, models: ReadModelsPort, projection: str, key: tuple,
     return _send(_Overview(svc, key, overview, min_position, current).answer(), gzip_ok)
 
 
+_NOT_READ = object()  # (the shared answer has not been read yet)
+
+
 class _Current(NamedTuple):
     token: Any  # the projection's freshness token (None: the models have none)
     answer: Answer
@@ -152,12 +163,15 @@ class _Overview:
         self.shared = svc.shared_answers
 
     def _reaches(self, token: Any) -> bool:
-        return self.min_position is None or (
-            isinstance(token, tuple) and token[1] >= self.min_position)
+        if self.min_position is None:
+            return True
+        position = token_position(token)
+        return position is not None and position >= self.min_position
 
     def answer(self) -> Answer:
         answers = self.svc.answers
         recent = answers.latest(self.key, self.window)
+        found: SharedAnswer | object | None = _NOT_READ
         if recent is None and self.shared is not None:
             found = self.shared.fetch(self.key)
             if found is not None and self._reaches(found.token):
@@ -169,15 +183,17 @@ class _Overview:
             if due:
                 answers.revalidate(self.key, self.refresh)
             return answer
-        return self.refresh()
+        return self.refresh(found)
 
-    def refresh(self) -> Answer:
+    def refresh(self, found: SharedAnswer | object | None = _NOT_READ) -> Answer:
         """A new answer: another process's if it is younger than the window, else one
-        computed here (or by the process that claimed it meanwhile) and published."""
+        computed here (or by the process that claimed it meanwhile) and published.
+        ``found``: the shared answer as just read, if it was (it is not read twice)."""
         shared, answers = self.shared, self.svc.answers
         if shared is None:
             return self.current().answer
-        found = shared.fetch(self.key)
+        if found is _NOT_READ:
+            found = shared.fetch(self.key)
         if found is not None and shared.age(found) < stretched(self.window, found.took) \
                 and self._reaches(found.token):
             answers.remember(self.key, found.token, found.answer, age=shared.age(found),
