@@ -11,11 +11,12 @@ computation started, how long it took (an overview's window stretches with that:
 read_models.stretched) and the projection's freshness token it was computed under. A
 process without a young enough answer of its own reads the table first; if the answer
 there is young enough, it adopts it. Otherwise it *claims* the query (one conditional
-upsert: the claim holds for ``lease`` seconds), computes it and publishes it; another
-process that finds the claim held waits for that answer instead of computing the same one.
-A process that dies while it holds a claim delays the others by at most the lease (a
-computation longer than the lease is started again by the next process to ask: wasted
-work, not a wrong answer).
+upsert: the claim holds for ``lease`` seconds, or twice as long as the last computation
+took if that is longer), computes it and publishes it; another process that finds the
+claim held waits for that answer instead of computing the same one. A process that dies
+while it holds a claim delays the others by at most its lease; one whose computation runs
+more than twice as long as the last one has it started again by the next process to ask
+(wasted work, not a wrong answer).
 
 Moments here are wall-clock seconds (``time.time``): the processes may run on several
 machines, whose clocks NTP keeps within far less than an overview's window.
@@ -34,6 +35,12 @@ import orjson
 from domain.persistence.schema_lock import schema_lock
 from service.read_models import Answer, token_position
 from service.storage import ServiceTables
+
+# A claim holds at least this many times as long as the query's last computation took: a
+# fixed lease shorter than the computation (5 s of overview at 1M with a 2 s lease, or a
+# 40 s one at several million events with the default 30 s) had a second process start
+# the same computation while the first still ran, on the cores the writes need.
+LEASE_PER_LAST_COMPUTATION = 2.0
 
 # Rows of queries not asked for this long are deleted when an answer is published (a key
 # holds the day judged on, so yesterday's overviews are never asked for again).
@@ -97,10 +104,13 @@ class SharedAnswers:
                             Answer(bytes(body), None if gzipped is None else bytes(gzipped)),
                             took or 0.0)
 
-    def claim(self, query: tuple) -> bool:
+    def claim(self, query: tuple, last_took: float = 0.0) -> bool:
         """Whether this process may compute ``query`` now: no other holds an unexpired claim
-        on it. The claim holds for ``lease`` seconds or until ``publish`` or ``release``."""
+        on it. The claim holds until ``publish`` or ``release``, or for ``lease`` seconds,
+        or ``LEASE_PER_LAST_COMPUTATION`` times ``last_took`` (how long the query's last
+        computation took) if that is longer."""
         now = self._clock()
+        lease = max(self.lease, LEASE_PER_LAST_COMPUTATION * last_took)
         with self.tables.transaction(commit=True) as tx:
             tx.execute(
                 f"INSERT INTO {self.table} AS t (query_id, query, claimed_until) "
@@ -108,7 +118,7 @@ class SharedAnswers:
                 "SET claimed_until = excluded.claimed_until "
                 "WHERE t.claimed_until IS NULL OR t.claimed_until <= %s "
                 "RETURNING query_id",
-                (self.query_id(query), repr(query), now + self.lease, now))
+                (self.query_id(query), repr(query), now + lease, now))
             return tx.fetchone() is not None
 
     def publish(self, query: tuple, token: Any, answer: Answer,

@@ -199,7 +199,7 @@ class _Overview:
             answers.remember(self.key, found.token, found.answer, age=shared.age(found),
                              took=found.took)
             return found.answer
-        claimed = shared.claim(self.key)
+        claimed = shared.claim(self.key, last_took=found.took if found is not None else 0.0)
         if not claimed:  # another process is computing it: its answer, when it comes
             newer = shared.await_newer(self.key, found.computed_at if found else None)
             if newer is not None and self._reaches(newer.token):

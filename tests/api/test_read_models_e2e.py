@@ -242,6 +242,33 @@ def test_a_shared_overview_s_window_stretches_with_its_computation(served_overvi
             assert (reached == published.position) == (computations == 0)
 
 
+def test_a_shared_overview_s_claim_outlasts_a_computation_longer_than_the_lease(
+        served_overview, store_url):
+    """Counts that last took 20 s are claimed for 40 s, not the 30 s lease: 35 s into the
+    computation no other process may start it again. (Asked 200 s later: past twice the
+    stretched window, 120 s, so the counts are computed before the answer, not after.)"""
+    client, tokens = served_overview
+    office = auth(tokens["office"])
+    _counts_at_head(client, office)
+    shared = client.app.state.services.shared_answers
+    key = ("obligation_counts", None, local_date(client.app.state.services.ledger.clock()))
+    published = shared.fetch(key)
+    shared.publish(key, published.token, published.answer, took=20.0)
+    with _another_process(store_url, overview_seconds=5, later=200) as (other, computed):
+        services = other.app.state.services
+        counting = services.read_models.obligation_counts
+        later_on = SharedAnswers(services.tables, clock=lambda: time.time() + 200 + 35)
+        held = []
+
+        def computing(**kwargs):
+            held.append(later_on.claimed(key))
+            return counting(**kwargs)
+
+        services.read_models.obligation_counts = computing
+        assert other.get("/v1/obligation-counts", headers=office).status_code == 200
+        assert len(computed) == 1 and held == [True]
+
+
 @contextmanager
 def _another_process(store_url, *, overview_seconds: float, later: float = 0.0):
     """A second server app on the same store (its wall clock ``later`` seconds ahead), and

@@ -79,6 +79,24 @@ def test_a_claim_lapses_after_its_lease(tables, wall):
     assert second.claim(QUERY)
 
 
+def test_a_claim_holds_twice_as_long_as_the_last_computation_took(tables, wall):
+    """A computation longer than the lease must not be started again by a second process
+    while the first still runs it; a dead claimant still holds the others back only so
+    long."""
+    first, second = _shared(tables, wall, lease=30), _shared(tables, wall, lease=30)
+    assert first.claim(QUERY, last_took=40)
+    wall.now += 79
+    assert not second.claim(QUERY, last_took=40)
+    wall.now += 1
+    assert second.claim(QUERY, last_took=40)
+    second.release(QUERY)
+    assert first.claim(QUERY, last_took=5)  # a short computation: the lease, no less
+    wall.now += 29
+    assert not second.claim(QUERY)
+    wall.now += 1
+    assert second.claim(QUERY)
+
+
 def test_an_older_answer_never_replaces_a_newer_one(tables, wall):
     """Two computations overlap (one claim lapsed): the one that started later stays."""
     shared = _shared(tables, wall)
