@@ -50,23 +50,38 @@ def schema_lock(store: StoreConfig) -> Iterator[None]:
                 yield
         return
     import psycopg
-    from eventsourcing.persistence import OperationalError
 
     env = store.env
-    try:
+    key = _lock_key(env.get("POSTGRES_SCHEMA") or "public")
+    with _as_store_error():
         conn = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5), autocommit=True,
         )
-    except psycopg.OperationalError as exc:
-        raise OperationalError(" ".join(str(exc).split())) from exc
     try:
-        key = _lock_key(env.get("POSTGRES_SCHEMA") or "public")
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        with _as_store_error():  # (the database may go away just then)
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.OperationalError:
+                # The database went away while the tables were being created: the session's
+                # end released the lock, and the error to report is the creation's.
+                pass
     finally:
         conn.close()
+
+
+@contextmanager
+def _as_store_error() -> Iterator[None]:
+    """psycopg's connection errors as the eventsourcing library's OperationalError."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise OperationalError(" ".join(str(exc).split())) from exc

@@ -42,3 +42,31 @@ def test_ledgers_starting_together_on_a_fresh_schema_all_start():
             thread.join()
         drop()
     assert errors == []
+
+
+@pytest.mark.postgres
+def test_a_database_gone_while_the_tables_are_created_reads_as_the_store_s_error(pg_schema_url):
+    """The lock's own connection dies (here: terminated, as when PostgreSQL stops) while the
+    tables are being created: the caller gets the creation's error, of the library's family
+    (what `ledger worker` waits out and the CLI prints in one line), not psycopg's from
+    releasing the lock on a dead connection."""
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    from domain.persistence.schema_lock import _lock_key, schema_lock
+    from domain.persistence.url import parse_store_url
+    from tests.conftest import PG_URL
+
+    store = parse_store_url(pg_schema_url)
+    key = _lock_key(store.env["POSTGRES_SCHEMA"]) & (2**64 - 1)  # as pg_locks shows it
+    creating = OperationalError("the tables' creation failed")
+    with pytest.raises(OperationalError) as raised:
+        with schema_lock(store):
+            with psycopg.connect(PG_URL, autocommit=True) as other:
+                killed = other.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                    "'advisory' AND granted AND classid = %s AND objid = %s",
+                    (key >> 32, key & (2**32 - 1))).fetchall()
+            assert killed == [(True,)]
+            raise creating
+    assert raised.value is creating
