@@ -95,3 +95,61 @@ def _wait_for(condition, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not so after {timeout}s")
         time.sleep(0.1)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_reads_while_the_database_is_down_are_503_problems_or_overviews_still_in_their_window():
+    """The outage drill writes; this reads. With PostgreSQL stopped, every read is a 503
+    problem+json with Retry-After (the breaker), except an overview still within its window,
+    which is sent from the process's cache as the answer it was (its `as_of` says from
+    when); once the database is back, every read answers again, without a restart."""
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
+    import httpx
+    import psycopg
+
+    from drills.common import DRILL_AGENCY, Cluster, Server, prepare_ledger
+
+    cluster = Cluster().create()
+    server = None
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ledger")
+        url = cluster.url("ledger", schema="quang_ngai")
+        prepared = prepare_ledger(url)
+        server = Server(url, workers=1, env={"LEDGER_API_EMBEDDED_WORKER": "true",
+                                             "LEDGER_API_OVERVIEW_SECONDS": "600"})
+        server.start()
+        server.wait_ready(path="/readyz")
+        overviews = ["/v1/obligation-counts", "/v1/accountability?period=2026"]
+        others = [f"/v1/agencies/{DRILL_AGENCY}/obligations",
+                  f"/v1/agencies/{DRILL_AGENCY}/obligations?limit=5",
+                  f"/v1/history/agency/{DRILL_AGENCY}", "/v1/events?limit=1", "/v1/agencies",
+                  "/v1/obligation-counts?min_position=10000000"]
+        office = {"Authorization": f"Bearer {prepared.tokens['office']}"}
+        with httpx.Client(base_url=server.base, headers=office, timeout=30) as client:
+            before = {}
+            for path in overviews:
+                answer = client.get(path)
+                assert answer.status_code == 200, answer.text
+                before[path] = answer.json()["data"]
+            cluster.stop()
+            for path in overviews:
+                answer = client.get(path)
+                assert answer.status_code == 200 and answer.json()["data"] == before[path]
+            for path in others:
+                answer = client.get(path)
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert answer.json()["type"].endswith(":store-unavailable")
+                assert int(answer.headers["retry-after"]) > 0
+            cluster.start()
+            _wait_for(lambda: client.get("/readyz").status_code == 200)
+            for path in overviews + others[:-1]:
+                assert client.get(path).status_code == 200, path
+        assert "Traceback" not in server.output()
+    finally:
+        if server is not None:
+            server.stop()
+        cluster.destroy()
