@@ -12,6 +12,26 @@ from drills.common import postgres_bin
 from tests.conftest import require_postgres
 
 
+@pytest.fixture
+def drill_cluster():
+    """A disposable PostgreSQL cluster (drills/common.py) with a prepared ledger: (the
+    cluster, the ledger's URL, what ``prepare_ledger`` gave). Tests may stop and start it."""
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
+    import psycopg
+
+    from drills.common import Cluster, prepare_ledger
+
+    cluster = Cluster().create()
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ledger")
+        url = cluster.url("ledger", schema="quang_ngai")
+        yield cluster, url, prepare_ledger(url)
+    finally:
+        cluster.destroy()
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_crash_drill_loses_no_acknowledged_write(pg_schema_url):
@@ -51,28 +71,20 @@ def test_db_outage_drill_fails_cleanly_and_recovers_without_restart():
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_a_worker_started_while_its_database_is_down_waits_for_it_then_catches_up():
+def test_a_worker_started_while_its_database_is_down_waits_for_it_then_catches_up(
+        drill_cluster):
     """Started before its database (a host rebooting, or the database restarting just then),
     `ledger worker` waits for it, as it waits out outages once running, instead of exiting
     with a traceback: the outage drill's worker, started 2 s before the outage, once died so
     on a busy machine."""
-    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
-        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
-    import psycopg
-
-    from drills.common import Cluster, Worker, prepare_ledger
+    from drills.common import Worker
     from drills.db_outage import _worker_recovered
 
-    cluster = Cluster().create()
-    worker = None
+    cluster, url, _ = drill_cluster  # (events in the journal that no projection has folded)
+    cluster.stop()
+    worker = Worker(url)
+    worker.start()
     try:
-        with psycopg.connect(cluster.url(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE ledger")
-        url = cluster.url("ledger", schema="quang_ngai")
-        prepare_ledger(url)  # events in the journal that no projection has folded yet
-        cluster.stop()
-        worker = Worker(url)
-        worker.start()
         _wait_for(lambda: "cannot be reached" in worker.output() or not worker.running)
         assert worker.running, worker.output()
         assert "Traceback" not in worker.output()
@@ -84,9 +96,7 @@ def test_a_worker_started_while_its_database_is_down_waits_for_it_then_catches_u
         assert recovered["caught_up"] is not None, worker.output()
         assert recovered["differ"] == []
     finally:
-        if worker is not None:
-            worker.stop()
-        cluster.destroy()
+        worker.stop()
 
 
 def _wait_for(condition, timeout: float = 60) -> None:
@@ -99,28 +109,21 @@ def _wait_for(condition, timeout: float = 60) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_reads_while_the_database_is_down_are_503_problems_or_overviews_still_in_their_window():
+def test_reads_while_the_database_is_down_are_503_problems_or_overviews_still_in_their_window(
+        drill_cluster):
     """The outage drill writes; this reads. With PostgreSQL stopped, every read is a 503
     problem+json with Retry-After (the breaker), except an overview still within its window,
     which is sent from the process's cache as the answer it was (its `as_of` says from
     when); once the database is back, every read answers again, without a restart."""
-    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
-        pytest.skip("initdb/pg_ctl are not installed: no disposable PostgreSQL cluster")
     import httpx
-    import psycopg
 
-    from drills.common import DRILL_AGENCY, Cluster, Server, prepare_ledger
+    from drills.common import DRILL_AGENCY, Server
 
-    cluster = Cluster().create()
-    server = None
+    cluster, url, prepared = drill_cluster
+    server = Server(url, workers=1, env={"LEDGER_API_EMBEDDED_WORKER": "true",
+                                         "LEDGER_API_OVERVIEW_SECONDS": "600"})
+    server.start()
     try:
-        with psycopg.connect(cluster.url(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE ledger")
-        url = cluster.url("ledger", schema="quang_ngai")
-        prepared = prepare_ledger(url)
-        server = Server(url, workers=1, env={"LEDGER_API_EMBEDDED_WORKER": "true",
-                                             "LEDGER_API_OVERVIEW_SECONDS": "600"})
-        server.start()
         server.wait_ready(path="/readyz")
         overviews = ["/v1/obligation-counts", "/v1/accountability?period=2026"]
         others = [f"/v1/agencies/{DRILL_AGENCY}/obligations",
@@ -150,6 +153,4 @@ def test_reads_while_the_database_is_down_are_503_problems_or_overviews_still_in
                 assert client.get(path).status_code == 200, path
         assert "Traceback" not in server.output()
     finally:
-        if server is not None:
-            server.stop()
-        cluster.destroy()
+        server.stop()
