@@ -36,10 +36,10 @@ from domain.persistence.schema_lock import schema_lock
 from service.read_models import Answer, token_position
 from service.storage import ServiceTables
 
-# A claim holds at least this many times as long as the query's last computation took: a
-# fixed lease shorter than the computation (5 s of overview at 1M with a 2 s lease, or a
-# 40 s one at several million events with the default 30 s) had a second process start
-# the same computation while the first still ran, on the cores the writes need.
+# A claim holds at least this many times as long as the query's last computation took: with
+# a fixed lease, an overview slower than it (at 1M events they took up to 14 s against the
+# 30 s lease; a bigger ledger or a slower hour takes longer) would be started by a second
+# process while the first still computed it, on the cores the writes need.
 LEASE_PER_LAST_COMPUTATION = 2.0
 
 # Rows of queries not asked for this long are deleted when an answer is published (a key
