@@ -10,6 +10,7 @@ CI=true a missing server is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +41,16 @@ class FakeClock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
+
+
+def wait_until(condition, timeout: float = 60.0) -> bool:
+    """Wait (not a timed assertion: the caller checks the outcome) for a condition."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class MonotonicClock:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from datetime import date
 from pathlib import Path
 
@@ -22,19 +21,10 @@ from projections.rebuild import RebuildInProgress, claim_generations, rebuild
 from projections.runner import Runner, projections_named, run_worker
 from tests.behaviour.helpers import OPERATOR, agency, import_plan
 from tests.behaviour.projection_helpers import digests, live_generations, scratch_copies
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = str(Path(sys.executable).parent / "ledger")
-
-
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    """Wait (not a timed assertion: the caller checks the outcome) for a condition."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.slow

@@ -4,12 +4,10 @@ few rounds."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from drills.common import postgres_bin
-from tests.conftest import require_postgres
+from tests.conftest import require_postgres, wait_until
 
 
 @pytest.fixture
@@ -85,26 +83,18 @@ def test_a_worker_started_while_its_database_is_down_waits_for_it_then_catches_u
     worker = Worker(url)
     worker.start()
     try:
-        _wait_for(lambda: "cannot be reached" in worker.output() or not worker.running)
+        assert wait_until(lambda: "cannot be reached" in worker.output() or not worker.running)
         assert worker.running, worker.output()
         assert "Traceback" not in worker.output()
 
         cluster.start()
-        _wait_for(lambda: "folded" in worker.output() or not worker.running)
+        assert wait_until(lambda: "folded" in worker.output() or not worker.running)
         recovered = _worker_recovered(url, worker)
         assert recovered["alive"], worker.output()
         assert recovered["caught_up"] is not None, worker.output()
         assert recovered["differ"] == []
     finally:
         worker.stop()
-
-
-def _wait_for(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not so after {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.mark.postgres
@@ -148,7 +138,7 @@ def test_reads_while_the_database_is_down_are_503_problems_or_overviews_still_in
                 assert answer.json()["type"].endswith(":store-unavailable")
                 assert int(answer.headers["retry-after"]) > 0
             cluster.start()
-            _wait_for(lambda: client.get("/readyz").status_code == 200)
+            assert wait_until(lambda: client.get("/readyz").status_code == 200)
             for path in overviews + others[:-1]:
                 assert client.get(path).status_code == 200, path
         assert "Traceback" not in server.output()
