@@ -1,9 +1,15 @@
 """Audit history read model: every event of every directive, task and agency, in order.
 
 Table ``aud_event`` (append-only; key = the event's global position): entity type and id,
-version, event type, recorded time, actor (principal, role, agency), correlation and causation
-ids, source document and the event's own fields — an index of the log, one row per event,
-written without folding any aggregate (the projection keeps no per-entity state).
+version and event type, with the ledger time of each row version — an index of the log, one
+row per event, written without folding any aggregate (the projection keeps no per-entity
+state). It is what "the history of X as the ledger knew it at T" needs: which of X's events
+existed at T (the rows' validity) and at which ledger time each arrived.
+
+Everything else an answer shows — who acted, in which role, from which document, the
+recorded time, the event's own fields — is in the event itself, and the history query reads
+those events anyway (below), so it takes them from there (version 3). Copying them into
+every row (version 2) was a tenth of a rebuild's folding and most of the table's size.
 
 The change each event made to its entity's state (a list of ``{path, before, after}``; paths
 are JSON Pointers into the state, a list element is ``#i``) and the states before and after
@@ -23,7 +29,7 @@ from typing import Any
 
 from domain.deadlines import Deadline
 from projections.base import LogRow, Projection, dumps_plain, entity_type, plain
-from projections.tables import TableSpec, dumps
+from projections.tables import TableSpec, dumps, loads
 
 _EVENT_SKIP = {"originator_id", "originator_version", "timestamp", "meta", "originator_topic"}
 
@@ -31,28 +37,39 @@ _EVENT_SKIP = {"originator_id", "originator_version", "timestamp", "meta", "orig
 class AuditProjection(Projection):
     name = "audit"
     title = "Lịch sử / audit history"
-    version = 2  # v2: no stored ``changes`` (computed by the history query)
+    # v2: no stored ``changes``; v3: no copy of the event's time, actor, document and fields
+    # (the history query takes them from the events it reads anyway)
+    version = 3
     stateless = True
     tables = (
         TableSpec("aud_event", key=("position",),
-                  columns=("entity_type", "entity_id", "version", "event_type", "recorded_at",
-                           "actor", "actor_role", "actor_agency", "correlation_id",
-                           "causation_id", "source_document", "data"),
+                  columns=("entity_type", "entity_id", "version", "event_type"),
                   int_columns=frozenset({"position", "version"}),
                   indexes=(("entity_id", "version"),),
                   append_only=True),
     )
 
     def log_rows(self, event: Any, position: int, ledger_time: str | None) -> list[LogRow]:
-        meta = getattr(event, "meta", None) or {}
-        source = meta.get("source_document")
-        row = (
-            entity_type(event), str(event.originator_id), event.originator_version,
-            type(event).__qualname__, event.timestamp.isoformat(), meta.get("actor"),
-            meta.get("actor_role"), meta.get("actor_agency"), meta.get("correlation_id"),
-            meta.get("causation_id"), dumps(source) if source else None, event_data(event),
-        )
+        row = (entity_type(event), str(event.originator_id), event.originator_version,
+               type(event).__qualname__)
         return [("aud_event", (position,), row)]
+
+
+def event_details(event: Any) -> dict[str, Any]:
+    """What the history shows of one event besides its place in the log: the recorded time,
+    who acted (principal, role, agency), the correlation and causation ids, the source
+    document and the event's own fields, as JSON values."""
+    meta = getattr(event, "meta", None) or {}
+    source = meta.get("source_document")
+    return {
+        "recorded_at": event.timestamp.isoformat(),
+        "actor": {"principal": meta.get("actor"), "role": meta.get("actor_role"),
+                  "agency": meta.get("actor_agency")},
+        "correlation_id": meta.get("correlation_id"),
+        "causation_id": meta.get("causation_id"),
+        "source_document": loads(dumps(source)) if source else None,
+        "data": loads(event_data(event)),
+    }
 
 
 def event_data(event: Any) -> str:

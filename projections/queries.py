@@ -58,7 +58,7 @@ from domain.persistence.transcodings import DeadlineAsDict
 from domain.rules import OPEN_STATUSES, OccurrenceState, TaskStatus, days_overdue
 from domain.specs import ordinal_key
 from projections import registry
-from projections.audit import apply_changes, entity_steps, unflatten
+from projections.audit import apply_changes, entity_steps, event_details, unflatten
 from projections.base import Projection, chunks
 from projections.collector_pause import collection_paused
 from projections.db import Cursor, Db
@@ -623,9 +623,7 @@ class ReadModels:
 
         def read(cur: Cursor) -> dict[str, Any]:
             snap = self._snapshot(cur, "audit", as_of, as_of_position)
-            columns = ("position", "entity_type", "version", "event_type", "recorded_at",
-                       "from_time", "actor", "actor_role", "actor_agency", "correlation_id",
-                       "causation_id", "source_document", "data")
+            columns = ("position", "entity_type", "version", "event_type", "from_time")
             rows = snap.select(cur, "aud_event", columns, "entity_id=%s", (str(entity_uuid),),
                                order="version")
             if not rows:
@@ -633,25 +631,22 @@ class ReadModels:
             if rows[0][1].lower() != kind:
                 raise ValidationError(f"{entity} is a {rows[0][1].lower()}, not a {kind}",
                                       field="entity_type")
-            # The changes: a fold of this entity's events up to the last row selected, as
-            # JSON values exactly as they read when the projection stored them (version 1).
-            history = select_histories(cur, self.db, [entity_uuid], rows[-1][0])
+            # The entity's events up to the last row selected: who acted, from which
+            # document, the event's fields (``event_details``), and the changes, a fold of
+            # them as JSON values exactly as they read when the projection stored them.
+            history = select_histories(cur, self.db, [entity_uuid], rows[-1][0]).get(
+                entity_uuid, [])
+            recorded = dict(history)
             deltas = {position: loads(dumps(delta)) for position, delta
-                      in entity_steps(history.get(entity_uuid, []))}
+                      in entity_steps(history)}
             events, flat = [], {}
-            for row in rows:
-                item = dict(zip(columns, row, strict=True))
-                delta = deltas[item["position"]]
+            for position, _, version, event_type, from_time in rows:
+                delta = deltas[position]
+                details = event_details(recorded[position])
                 event = {
-                    "position": item["position"], "type": item["event_type"],
-                    "version": item["version"], "recorded_at": item["recorded_at"],
-                    "ledger_time": _time_iso(item["from_time"]),
-                    "actor": {"principal": item["actor"], "role": item["actor_role"],
-                              "agency": item["actor_agency"]},
-                    "correlation_id": item["correlation_id"],
-                    "causation_id": item["causation_id"],
-                    "source_document": loads(item["source_document"]),
-                    "data": loads(item["data"]), "changes": delta,
+                    "position": position, "type": event_type, "version": version,
+                    "recorded_at": details.pop("recorded_at"),
+                    "ledger_time": _time_iso(from_time), **details, "changes": delta,
                 }
                 if states:
                     event["state_before"] = unflatten(flat) if flat else None

@@ -365,6 +365,13 @@ def test_history_lists_every_event_with_the_state_before_and_after(ledger, small
         assert later["state_before"] == earlier["state_after"]
     assert events[1]["actor"] == {"principal": "token:T-A", "role": "agency", "agency": "T-A"}
     assert events[1]["source_document"] == {"number": "15/BC-SA", "issued_on": "2021-09-01"}
+    # Taken from the events themselves (the audit rows hold only which event came when).
+    assert events[1]["recorded_at"] == "2021-09-01T02:00:00+00:00"  # 09:00 in Vietnam
+    assert events[1]["data"]["summary"] == "Đã có dự thảo"
+    assert events[1]["data"]["percent"] == 50
+    assert events[2]["data"]["requested_due"] == "2021-10-31"
+    assert events[2]["source_document"] is None
+    assert all(e["correlation_id"] for e in events)
     assert {"path": "/occurrences/once/due_on", "before": "2021-09-30",
             "after": "2021-10-31"} in events[3]["changes"]
     assert events[-1]["state_after"] == plain(state_of(ledger.task(small["1"])))
