@@ -55,14 +55,16 @@ class AuditProjection(Projection):
         return [("aud_event", (position,), row)]
 
 
-def event_details(event: Any) -> dict[str, Any]:
-    """What the history shows of one event besides its place in the log: the recorded time,
-    who acted (principal, role, agency), the correlation and causation ids, the source
-    document and the event's own fields, as JSON values."""
+def event_details(event: Any, ledger_time: str | None) -> dict[str, Any]:
+    """What the history shows of one event besides its place in the log, in the answer's
+    order: the recorded time, the ledger time (from the audit row), who acted (principal,
+    role, agency), the correlation and causation ids, the source document and the event's
+    own fields, as JSON values."""
     meta = getattr(event, "meta", None) or {}
     source = meta.get("source_document")
     return {
         "recorded_at": event.timestamp.isoformat(),
+        "ledger_time": ledger_time,
         "actor": {"principal": meta.get("actor"), "role": meta.get("actor_role"),
                   "agency": meta.get("actor_agency")},
         "correlation_id": meta.get("correlation_id"),

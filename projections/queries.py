@@ -642,11 +642,10 @@ class ReadModels:
             events, flat = [], {}
             for position, _, version, event_type, from_time in rows:
                 delta = deltas[position]
-                details = event_details(recorded[position])
                 event = {
                     "position": position, "type": event_type, "version": version,
-                    "recorded_at": details.pop("recorded_at"),
-                    "ledger_time": _time_iso(from_time), **details, "changes": delta,
+                    **event_details(recorded[position], _time_iso(from_time)),
+                    "changes": delta,
                 }
                 if states:
                     event["state_before"] = unflatten(flat) if flat else None
