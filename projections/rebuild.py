@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +65,9 @@ def claim_generations(db: Db, projections: Sequence[Projection], state: str) -> 
                     drop_tables(cur, db, projection, gen.generation)
                     registry.delete_generation(cur, db, projection.name, gen.generation)
             generation = registry.next_generation(cur, db, projection.name)
-            create_tables(cur, db, projection, generation, indexes=False)  # indexes once built
+            # Indexes once built; on PostgreSQL the primary keys too (``add_primary_keys``).
+            create_tables(cur, db, projection, generation, indexes=False,
+                          primary_key=db.dialect != "postgres")
             registry.insert_generation(cur, db, projection.name, generation, state,
                                        projection.fingerprint())
             claimed[projection.name] = generation
@@ -93,6 +95,7 @@ def build_copy(ledger: Any, name: str, *, until: int | None = None, page_size: i
     runner.attach(projections[0], generation, ("scratch",))
     build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
                           until=until)
+    add_primary_keys(db, projections, {name: generation})
     create_indexes(db, projections, {name: generation})
     return generation
 
@@ -112,6 +115,7 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
             runner.attach(projection, claimed[projection.name], ("building",))
         build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
                               progress=progress, jobs=jobs or default_jobs(db))
+        add_primary_keys(db, projections, claimed)  # before catching up, which looks rows up
         runner.catch_up()  # what arrived during the build, in position order
         prepare_for_readers(db, projections, claimed)  # before readers can see the copy
         result = _switch(db, runner, projections, claimed)
@@ -152,6 +156,41 @@ def default_jobs(db: Db) -> int:
 MAINTENANCE_CONNECTIONS = 2
 
 
+def add_primary_keys(db: Db, projections: Sequence[Projection],
+                     generations: dict[str, int]) -> None:
+    """PostgreSQL: the primary keys of a copy bulk-loaded without them
+    (``claim_generations``), built from the filled tables in two connections at once, biggest
+    first. Entity-ordered folding closes every row version in memory and only appends, so it
+    never looks a key up, and maintaining the keys row by row through its COPYs cost more
+    than building them once (1M events: PostgreSQL's CPU 0.83×, the rebuild 0.91×); the
+    catch-up after it closes rows by their key."""
+    if db.dialect != "postgres":
+        return
+    _in_parallel(db, [(spec, generations[p.name]) for p in projections for spec in p.tables],
+                 lambda cur, spec, generation: cur.execute(spec.primary_key_ddl(db, generation)))
+
+
+def _in_parallel(db: Db, tables: list[tuple[TableSpec, int]],
+                 statements: Callable[[Any, TableSpec, int], None]) -> None:
+    """Run ``statements`` for each table of a copy no reader sees yet, in
+    ``MAINTENANCE_CONNECTIONS`` connections at once (each in autocommit), biggest table
+    first: the work is PostgreSQL's, and it has a core for each."""
+    with db.maintenance() as cur:
+        cur.execute("SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s",
+                    (db.schema,))
+        sizes = dict(cur.fetchall())
+    tables = sorted(tables, key=lambda item: -sizes.get(item[0].physical(item[1]), 0))
+
+    def run(spec: TableSpec, generation: int) -> None:
+        with db.maintenance() as cur:
+            statements(cur, spec, generation)
+
+    with ThreadPoolExecutor(MAINTENANCE_CONNECTIONS) as pool:
+        for done in [pool.submit(run, spec, generation) for spec, generation in tables]:
+            done.result()
+
+
 def prepare_for_readers(db: Db, projections: Sequence[Projection],
                         generations: dict[str, int]) -> None:
     """Make a filled copy ready to serve: its secondary indexes (``create_indexes``), then
@@ -167,27 +206,17 @@ def prepare_for_readers(db: Db, projections: Sequence[Projection],
         for projection in projections:
             analyze_tables(db, projection, generations[projection.name])
         return
-    tables = [(spec, generations[p.name]) for p in projections for spec in p.tables]
-    with db.maintenance() as cur:
-        cur.execute("SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s",
-                    (db.schema,))
-        sizes = dict(cur.fetchall())
-    tables.sort(key=lambda item: -sizes.get(item[0].physical(item[1]), 0))
 
-    def prepare(spec: TableSpec, generation: int) -> None:
+    def prepare(cur: Any, spec: TableSpec, generation: int) -> None:
         table = spec.physical(generation)
-        with db.maintenance() as cur:
-            if spec.clustered:
-                cur.execute(f"CLUSTER {db.name(table)} USING {table}_pkey")
-            for statement in spec.index_ddl(db, generation):
-                cur.execute(statement)
-            cur.execute(f"{'VACUUM (ANALYZE)' if spec.covering else 'ANALYZE'} "
-                        f"{db.name(table)}")
+        if spec.clustered:
+            cur.execute(f"CLUSTER {db.name(table)} USING {table}_pkey")
+        for statement in spec.index_ddl(db, generation):
+            cur.execute(statement)
+        cur.execute(f"{'VACUUM (ANALYZE)' if spec.covering else 'ANALYZE'} {db.name(table)}")
 
-    with ThreadPoolExecutor(MAINTENANCE_CONNECTIONS) as pool:
-        for done in [pool.submit(prepare, spec, generation) for spec, generation in tables]:
-            done.result()
+    _in_parallel(db, [(spec, generations[p.name]) for p in projections for spec in p.tables],
+                 prepare)
 
 
 def analyze_tables(db: Db, projection: Projection, generation: int) -> None:

@@ -79,12 +79,13 @@ def projections_named(names: Iterable[str] | None) -> list[Projection]:
 
 
 def create_tables(cur: Any, db: Db, projection: Projection, generation: int, *,
-                  indexes: bool = True) -> None:
+                  indexes: bool = True, primary_key: bool = True) -> None:
     """A generation's tables; a copy built from zero leaves out the secondary indexes until
-    it is filled (``create_indexes``): one index build is cheaper than maintaining them row by
-    row through a bulk load."""
+    it is filled (``create_indexes``), and on PostgreSQL its primary keys too
+    (``rebuild.add_primary_keys``): one index build is cheaper than maintaining an index row
+    by row through a bulk load."""
     for spec in projection.tables:
-        for statement in spec.ddl(db, generation, indexes=indexes):
+        for statement in spec.ddl(db, generation, indexes=indexes, primary_key=primary_key):
             cur.execute(statement)
 
 

@@ -102,9 +102,11 @@ class TableSpec:
                 + (f";cover={','.join(self.covering[0])}+{','.join(self.covering[1])}"
                    if self.covering else "") + ")")
 
-    def ddl(self, db: Db, generation: int, *, indexes: bool = True) -> list[str]:
-        """CREATE TABLE (with its primary key, which closing a row version looks up) and,
-        unless ``indexes=False``, its secondary indexes (``index_ddl``)."""
+    def ddl(self, db: Db, generation: int, *, indexes: bool = True,
+            primary_key: bool = True) -> list[str]:
+        """CREATE TABLE (with its primary key, which closing a row version looks up, unless
+        ``primary_key=False``: ``primary_key_ddl`` adds it later) and, unless
+        ``indexes=False``, its secondary indexes (``index_ddl``)."""
         table = self.physical(generation)
         name = db.name(table)
 
@@ -115,11 +117,21 @@ class TableSpec:
         columns = [column(c, True) for c in self.key] + [column(c) for c in self.columns]
         columns += [column("from_pos", True), column("to_pos"),
                     column("from_time", True), column("to_time")]
-        statements = [
-            f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
-            f"PRIMARY KEY ({', '.join(self.key)}, from_pos))"
-        ]
+        if primary_key:
+            columns.append(f"PRIMARY KEY ({', '.join(self.primary_key)})")
+        statements = [f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)})"]
         return statements + (self.index_ddl(db, generation) if indexes else [])
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return (*self.key, "from_pos")
+
+    def primary_key_ddl(self, db: Db, generation: int) -> str:
+        """The primary key of a table created without it (PostgreSQL): built once from the
+        filled table, under the name PostgreSQL gives one declared with the table."""
+        table = self.physical(generation)
+        return (f"ALTER TABLE {db.name(table)} ADD CONSTRAINT {table}_pkey "
+                f"PRIMARY KEY ({', '.join(self.primary_key)})")
 
     def index_ddl(self, db: Db, generation: int) -> list[str]:
         name = db.name(self.physical(generation))
