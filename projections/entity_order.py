@@ -31,6 +31,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,18 +105,24 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
     at = array("q", [_NO_TIME]) * (until + 1)
     current: datetime | None = None
     micros = _NO_TIME
-    last, events, start = 0, 0, 0
-    head = f"substr(state, 1, {_HEAD_BYTES})" if fast else "state"  # both stores have substr
-    while start < until:
+    last, events = 0, 0
+    # Only the head of each event's state, where its recorded time is (both stores have
+    # substr), and not which entity it is or its version: turning a million ids into UUIDs
+    # was a fifth of the pass's CPU. An event not in that layout is read again
+    # (``_decode``); encrypted or compressed events are all read whole.
+    columns = (f"topic, substr(state, 1, {_HEAD_BYTES})" if fast
+               else "topic, state, originator_id, originator_version")
+
+    def read(start: int) -> list[Any]:
         with db.read() as cur:
             cur.execute(
-                f"SELECT {db.position_column}, originator_id, originator_version, topic, {head} "
+                f"SELECT {db.position_column}, {columns} "
                 f"FROM {db.events_table} WHERE {db.position_column} > %s "
                 f"ORDER BY {db.position_column} LIMIT %s", (start, page))
-            rows = cur.fetchall()  # no upper bound in SQL: with one, plans sort the range
-        if not rows:
-            break
-        for position, oid, version, topic, state in rows:
+            return cur.fetchall()  # no upper bound in SQL: with one, plans sort the range
+
+    for rows in _read_ahead(read, until):
+        for position, topic, state, *entity in rows:
             if position > until:
                 break
             events += 1
@@ -130,27 +137,39 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
                 if end > 0:
                     moment = datetime.fromisoformat(state[len(_TIMESTAMP_HEAD):end].decode())
             if moment is None:  # another layout: decode the whole event
-                moment = _decode(db, position, oid, version, topic,
-                                 None if fast else state).timestamp
+                moment = (event_from_row(mapper, position, *entity, topic, state) if entity
+                          else _decode(db, position, topic)).timestamp
             if current is None or moment > current:
                 current = moment
                 micros = _micros(current)
             at[position] = micros
-        start = rows[-1][0]
     return LedgerTimes(at, last, events)
 
 
-def _decode(db: Db, position: int, oid: Any, version: int, topic: str,
-            state: bytes | None = None) -> Any:
-    """One event, from its whole ``state`` or (when only its head was read) from the store."""
-    if state is None:
-        with db.read() as cur:
-            cur.execute(f"SELECT state FROM {db.events_table} WHERE {db.position_column} = %s",
-                        (position,))
-            row = cur.fetchone()
-            assert row is not None
-            state = row[0]
-    return event_from_row(db.ledger.mapper, position, oid, version, topic, state)
+def _read_ahead(read: Callable[[int], list[Any]], until: int) -> Iterator[list[Any]]:
+    """The pages ``read(after)`` returns (keyset: ``after`` is the last position of the page
+    before) up to the one that reaches ``until``, each read in a thread while the one before
+    is being processed: the database works on the next page meanwhile (the first pass, in
+    one process, waited for it about a third of the time)."""
+    with ThreadPoolExecutor(1) as reader:
+        rows = read(0)
+        while rows:
+            after = rows[-1][0]
+            ahead = reader.submit(read, after) if after < until else None
+            yield rows
+            if ahead is None:
+                return
+            rows = ahead.result()
+
+
+def _decode(db: Db, position: int, topic: str) -> Any:
+    """One event the first pass read only the head of, read again whole."""
+    with db.read() as cur:
+        cur.execute(f"SELECT originator_id, originator_version, state FROM {db.events_table} "
+                    f"WHERE {db.position_column} = %s", (position,))
+        row = cur.fetchone()
+        assert row is not None
+    return event_from_row(db.ledger.mapper, position, *row[:2], topic, row[2])
 
 
 def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str], page: int,
