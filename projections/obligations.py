@@ -4,7 +4,10 @@ Tables (each row versioned, see ``projections.tables``):
 
 * ``obl_directive``   one row per directive (number, issuer, dates, its task ordinals)
 * ``obl_task``        one row per task: content, lead, coordinating agencies, the deadline as
-                      written and normalised, assignment, cancellation, progress
+                      written and normalised, assignment, cancellation
+* ``obl_progress``    one row per task reported on: how many progress reports, the last one
+                      (apart from the task's row: reports are the most frequent events, and
+                      each gave the whole task row, its content included, a new version)
 * ``obl_task_agency`` (agency, task) → role ``lead`` | ``coordinating``: the lookup by agency,
                       with the task's columns that judging and ordering its obligations need
                       (number, ordinal, deadline, assignment, cancellation), so a query reads
@@ -67,7 +70,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 5
+    version = 6
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -77,10 +80,10 @@ class ObligationsProjection(Projection):
                   columns=("directive_id", "directive_number", "ordinal", "section", "content",
                            "deliverable", "lead", "coordinating", "lead_text", "deadline",
                            "deadline_kind", "deadline_text", "due_on", "assigned_on",
-                           "cancelled_on", "cancel_reason", "assigning_office",
-                           "progress_reports", "last_progress"),
-                  int_columns=frozenset({"progress_reports"}),
+                           "cancelled_on", "cancel_reason", "assigning_office"),
                   indexes=(("directive_id",),)),
+        TableSpec("obl_progress", key=("task_id",), columns=("reports", "last_progress"),
+                  int_columns=frozenset({"reports"})),
         # An agency's links are read together (its obligations): stored together.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
                   columns=("role", *LINK_JUDGING, "settled_on", "final_on", "final_status"),
@@ -112,9 +115,9 @@ class ObligationsProjection(Projection):
 
     def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
         """An event on one occurrence of a task changes that occurrence's row, a progress
-        report the task's row too, any other such event maybe the links (which carry a
-        one-off task's occurrence and the day the task settled: ``LINK_JUDGING``); nothing
-        else. Only the rows that changed get a new version."""
+        report the task's progress row too, any other such event maybe the links (which
+        carry a one-off task's occurrence and the day the task settled: ``LINK_JUDGING``);
+        nothing else. Only the rows that changed get a new version."""
         key = occurrence_changed(event)
         if key is None or not before:
             return self.render(state)
@@ -123,7 +126,7 @@ class ObligationsProjection(Projection):
         after = dict(before)
         progress = isinstance(event, Task.ProgressReported)
         if progress:
-            after["obl_task"] = {(tid,): _task_row(task)}
+            after["obl_progress"] = _progress_rows(task, tid)
         if not progress or (tid, key) not in before["obl_occurrence"]:  # else links as they were
             after["obl_task_agency"] = _link_rows(task, tid)
         occ = task.occurrences.get(key)
@@ -137,7 +140,13 @@ def _task_rows(task: Any) -> Rows:
     tid = str(task.id)
     occurrences = {(tid, key): _occurrence_row(occ) for key, occ in task.occurrences.items()}
     return {"obl_task": {(tid,): _task_row(task)}, "obl_task_agency": _link_rows(task, tid),
-            "obl_occurrence": occurrences}
+            "obl_occurrence": occurrences, "obl_progress": _progress_rows(task, tid)}
+
+
+def _progress_rows(task: Any, tid: str) -> dict[tuple[str], tuple[Any, ...]]:
+    if not task.progress:
+        return {}
+    return {(tid,): (len(task.progress), dumps_plain(task.progress[-1]))}
 
 
 def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
@@ -168,13 +177,12 @@ def _final(task: Any) -> tuple[str | None, str | None]:
 
 
 def _task_row(task: Any) -> tuple[Any, ...]:
-    last = task.progress[-1] if task.progress else None
     return (
         str(task.directive_id), task.directive_number, task.ordinal, task.section, task.content,
         task.deliverable, task.lead, dumps(task.coordinating), task.lead_text,
         *deadline_columns(task.deadline),
         iso(task.assigned_on), iso(task.cancelled_on), task.cancel_reason,
-        task.assigning_office, len(task.progress), dumps_plain(last) if last else None,
+        task.assigning_office,
     )
 
 

@@ -454,6 +454,8 @@ class ReadModels:
             page_tasks = {j.task.task_id for j in shown}
             details = _obl_tasks(snap.select_in(cur, "obl_task", _PAGE_COLUMNS, "task_id",
                                                 page_tasks), _PAGE_COLUMNS)
+            _add_progress(details, snap.select_in(cur, "obl_progress", _PROGRESS_COLUMNS,
+                                                  "task_id", page_tasks))
             occurrences = judging if whole else _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
             rows = [j.render(details[j.task.task_id], occurrences, day) for j in shown]
@@ -490,6 +492,8 @@ class ReadModels:
             info["task_ordinals"] = loads(info["task_ordinals"])
             tasks = _obl_tasks(snap.select(cur, "obl_task", _TASK_COLUMNS, "directive_id=%s",
                                            (info["directive_id"],)), _TASK_COLUMNS)
+            _add_progress(tasks, snap.select_in(cur, "obl_progress", _PROGRESS_COLUMNS,
+                                                "task_id", tasks))
             occurrences = _obl_occurrences(
                 snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", tasks))
             rows = []
@@ -736,8 +740,9 @@ def _tenure_json(tenure: Tenure | None) -> dict[str, Any] | None:
 
 _JUDGE_COLUMNS = ("task_id", "directive_id", "directive_number", "ordinal", "lead", "deadline",
                   "assigned_on", "cancelled_on")  # what a task's statuses and order need
-_DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating", "progress_reports",
-                   "last_progress")  # the rest of a rendered obligation
+_DETAIL_COLUMNS = ("task_id", "content", "deliverable", "coordinating")
+# The rest of a rendered obligation: the above, and the task's progress (``_add_progress``).
+_PROGRESS_COLUMNS = ("task_id", "reports", "last_progress")
 _TASK_COLUMNS = _JUDGE_COLUMNS + _DETAIL_COLUMNS[1:]
 # A task as its links carry it (``LINK_JUDGING``, ``_LinkedTask``), and what a rendered
 # obligation then reads from the task's own row.
@@ -802,7 +807,7 @@ def _deadline(text: str) -> Deadline:
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "coordinating": loads, "last_progress": loads, "deadline": _deadline,
+    "coordinating": loads, "deadline": _deadline,
     "assigned_on": date.fromisoformat, "cancelled_on": _date,
 }
 
@@ -818,6 +823,15 @@ def _obl_tasks(rows: Iterable[tuple[Any, ...]], columns: Sequence[str] = _JUDGE_
             item[name] = decode(item[name])
         out[item["task_id"]] = item
     return out
+
+
+def _add_progress(tasks: dict[str, dict[str, Any]], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Each task's progress (``_PROGRESS_COLUMNS`` rows; none for a task not reported on
+    yet) as its rendered obligations show it: how many reports, and the last one."""
+    for task in tasks.values():
+        task["progress_reports"], task["last_progress"] = 0, None
+    for tid, reports, last in rows:
+        tasks[tid]["progress_reports"], tasks[tid]["last_progress"] = reports, loads(last)
 
 
 _OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due",

@@ -147,6 +147,42 @@ def test_a_paged_obligation_carries_everything_stored_about_its_occurrence(ledge
                                    "pending_due": "2023-01-31"}
 
 
+def test_an_obligation_shows_its_task_s_progress_as_reported_by_then(ledger, small, clock):
+    """How many progress reports a task has and the last one, in an agency's obligations
+    and a directive's progress, at every position: none before the first report."""
+    tid = small["1"]  # "once", T-A leads
+    clock.set("2021-09-01 09:00")
+    before_any = ledger.recorder.max_notification_id()
+    ledger.report_progress(agency("T-A"), tid, summary="Đang xây dựng dự thảo", percent=30)
+    first = ledger.recorder.max_notification_id()
+    clock.set("2021-09-10 09:00")
+    ledger.report_progress(agency("T-A"), tid, summary="Đã trình UBND tỉnh", percent=90,
+                           obstacles="Chờ ý kiến Sở Tư pháp")
+    models = caught_up(ledger)
+    day = date(2021, 9, 15)
+
+    def progress(position=None):
+        answers = (models.obligations("T-A", effective_on=day, as_of_position=position,
+                                      limit=50),
+                   models.directive_summary("12/KH-UBND", effective_on=day,
+                                            as_of_position=position))
+        shown = [(r["progress_reports"], r["last_progress"]) for answer in answers
+                 for r in answer["obligations"] if r["ordinal"] == "1"]
+        assert len(shown) == 2 and shown[0] == shown[1]
+        return shown[0]
+
+    assert progress(before_any) == (0, None)
+    count, last = progress(first)
+    assert count == 1 and last["summary"] == "Đang xây dựng dự thảo" and last["percent"] == 30
+    count, last = progress()
+    assert count == 2 and last["summary"] == "Đã trình UBND tỉnh"
+    assert last["obstacles"] == "Chờ ý kiến Sở Tư pháp" and last["reported_on"] == "2021-09-10"
+    others = [r for r in models.obligations("T-A", effective_on=day)["obligations"]
+              if r["ordinal"] != "1"]
+    assert others and all(r["progress_reports"] == 0 and r["last_progress"] is None
+                          for r in others)
+
+
 def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, small, clock):
     """The HTTP answer cache asks for the projection's freshness on every request; with
     ``max_age`` a token read earlier by this process stands in for the database's."""
