@@ -65,6 +65,13 @@ class Projection:
     # own, so the runner keeps no entity state for it (no aggregate, cache, reload or render).
     stateless: ClassVar[bool] = False
 
+    @classmethod
+    def table_prefix(cls) -> str:
+        """What the name of each of its tables begins with, in every version of its layout
+        (``obl_``, ``acc_``, ``aud_``): how a generation's tables are found whichever code
+        created them (``runner.drop_tables``)."""
+        return cls.tables[0].name.split("_", 1)[0] + "_"
+
     def fingerprint(self) -> str:
         text = f"{self.name}:v{self.version}:" + ";".join(t.describe() for t in self.tables)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

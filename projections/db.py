@@ -189,6 +189,15 @@ class Db:
             with conn.cursor() as raw:
                 yield Cursor(raw, self.dialect)
 
+    def table_names(self, cur: Cursor) -> list[str]:
+        """Every table of the ledger's schema (PostgreSQL) or database (SQLite)."""
+        if self.dialect == "postgres":
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE "
+                        "table_schema=%s", (self.schema,))
+        else:
+            cur.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        return [row[0] for row in cur.fetchall()]
+
     def table_exists(self, cur: Cursor, table: str) -> bool:
         if self.dialect == "postgres":
             cur.execute("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND "

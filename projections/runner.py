@@ -99,8 +99,15 @@ def create_indexes(db: Db, projections: Sequence[Projection], generations: dict[
 
 
 def drop_tables(cur: Any, db: Db, projection: Projection, generation: int) -> None:
-    for spec in projection.tables:
-        cur.execute(f"DROP TABLE IF EXISTS {db.name(spec.physical(generation))}")
+    """A generation's tables: those of this code's layout, and any other table of the
+    projection's with the generation's suffix, which other code created (a newer layout's
+    table, when older code is running again after a rollback, or an older layout's)."""
+    suffix = f"_g{generation}"
+    names = {spec.physical(generation) for spec in projection.tables}
+    names.update(name for name in db.table_names(cur)
+                 if name.startswith(projection.table_prefix()) and name.endswith(suffix))
+    for name in sorted(names):
+        cur.execute(f"DROP TABLE IF EXISTS {db.name(name)}")
 
 
 def ensure_projections(db: Db, projections: Sequence[Projection] | None = None) -> None:

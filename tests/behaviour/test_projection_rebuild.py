@@ -122,6 +122,34 @@ def test_rebuild_all_while_another_process_writes(ledger, store_url, tmp_path):
         assert digests(ledger, live) == digests(ledger, from_zero)
 
 
+def test_a_replaced_generation_is_dropped_with_the_tables_other_code_gave_it(ledger):
+    """Older code running again after a rollback drops the generation newer code built,
+    tables it does not know included (and the reverse); nothing of another generation or
+    another projection goes with them."""
+    import_plan(ledger)
+    from projections.db import Db
+
+    db = Db(ledger)
+    Runner(ledger).catch_up()
+    old = live_generations(ledger)["obligations"]
+    strays = {"newer": f"obl_newer_layout_g{old}", "later": f"obl_newer_layout_g{old}1",
+              "other": f"acc_newer_layout_g{old}"}
+    with db.write() as cur:
+        for name in strays.values():
+            cur.execute(f"CREATE TABLE {db.name(name)} (k TEXT)")
+    assert all(p.table_prefix() not in ("", "proj_") for p in projections_named(None))
+    assert len({p.table_prefix() for p in projections_named(None)}) == 3
+    assert all(spec.name.startswith(p.table_prefix())
+               for p in projections_named(None) for spec in p.tables)
+
+    rebuild(ledger, ["obligations"], grace=0)
+    with db.read() as cur:
+        left = set(db.table_names(cur))
+    assert strays["newer"] not in left
+    assert {strays["later"], strays["other"]} <= left
+    assert not any(name.startswith("obl_") and name.endswith(f"_g{old}") for name in left)
+
+
 def test_a_second_rebuild_of_the_same_projection_is_refused(ledger):
     import_plan(ledger)
     from projections.db import Db
