@@ -108,7 +108,7 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
     last, events = 0, 0
     # Only the head of each event's state, where its recorded time is (both stores have
     # substr), and not which entity it is or its version: turning a million ids into UUIDs
-    # was a fifth of the pass's CPU. An event not in that layout is read again
+    # was a fifth to a third of the pass's CPU. An event not in that layout is read again
     # (``_decode``); encrypted or compressed events are all read whole.
     columns = (f"topic, substr(state, 1, {_HEAD_BYTES})" if fast
                else "topic, state, originator_id, originator_version")
