@@ -115,6 +115,11 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} sự kiện/s" if speed else "… sự kiện/s")
 
 
+# What a rebuild does once the bar is full (``projections.rebuild.rebuild``'s ``phase``).
+REBUILD_PHASES = {"indexes": "khoá, chỉ mục, thống kê", "switch": "chuyển sang bản mới",
+                  "grace": "chờ người đọc bản cũ"}
+
+
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     RateColumn(), TimeRemainingColumn(), console=err_console, transient=False)
@@ -219,10 +224,14 @@ def rebuild_command(
         started = time.monotonic()
         try:
             with progress_bar() as bar:
-                task = bar.add_task(f"Dựng lại {name or 'tất cả'}", total=None)
+                label = f"Dựng lại {name or 'tất cả'}"
+                task = bar.add_task(label, total=None)
                 result = rebuild(ledger, names, page_size=page_size, grace=grace, jobs=jobs,
                                  progress=lambda done, head: bar.update(task, completed=done,
-                                                                        total=head))
+                                                                        total=head),
+                                 phase=lambda step: bar.update(
+                                     task, description=f"{label}: {REBUILD_PHASES[step]}"))
+                bar.update(task, description=label)
         except RebuildInProgress as exc:
             fail(str(exc), EXIT_REFUSED)
     seconds = time.monotonic() - started

@@ -150,6 +150,27 @@ def test_a_replaced_generation_is_dropped_with_the_tables_other_code_gave_it(led
     assert not any(name.startswith("obl_") and name.endswith(f"_g{old}") for name in left)
 
 
+def test_a_rebuild_tells_what_it_does_once_the_folding_is_done(ledger):
+    """The progress bar is full while keys, indexes and statistics are built (seconds on a
+    big ledger): the rebuild says which step it is at, in order, and when the old copies
+    are kept for their readers."""
+    from cli.projections import REBUILD_PHASES
+
+    import_plan(ledger)
+    Runner(ledger).catch_up()
+    folded: list[int] = []
+    told: list[tuple[str, int]] = []
+    rebuild(ledger, ["audit"], grace=0.01, progress=lambda done, _: folded.append(done),
+            phase=lambda step: told.append((step, len(folded))))
+    assert [step for step, _ in told] == ["indexes", "switch", "grace"]
+    # After the folding's reports; the last report (the copy live) comes before the grace.
+    assert told[0][1] == told[1][1] == len(folded) - 1 > 0 and told[2][1] == len(folded)
+    told.clear()
+    rebuild(ledger, ["audit"], grace=0, phase=lambda step: told.append((step, 0)))
+    assert [step for step, _ in told] == ["indexes", "switch"]
+    assert set(REBUILD_PHASES) == {"indexes", "switch", "grace"}
+
+
 def test_a_second_rebuild_of_the_same_projection_is_refused(ledger):
     import_plan(ledger)
     from projections.db import Db
