@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +39,8 @@ from projections.runner import (
 )
 from projections.tables import TableSpec
 
-STALE_AFTER = 120.0  # seconds without progress after which a "building" copy is abandoned
+STALE_AFTER = 120.0  # seconds without a sign of life after which a "building" copy is abandoned
+KEEP_ALIVE_EVERY = STALE_AFTER / 8  # seconds between a rebuild's signs of life
 
 
 class RebuildInProgress(Exception):
@@ -118,16 +121,17 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
     claimed = claim_generations(db, projections, "building")
     runner = Runner(ledger, projections, page_size=page_size, cache_size=cache_size)
     try:
-        for projection in projections:
-            runner.attach(projection, claimed[projection.name], ("building",))
-        build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
-                              progress=progress, jobs=jobs or default_jobs(db))
-        tell("indexes")
-        add_primary_keys(db, projections, claimed)  # before catching up, which looks rows up
-        runner.catch_up()  # what arrived during the build, in position order
-        prepare_for_readers(db, projections, claimed)  # before readers can see the copy
-        tell("switch")
-        result = _switch(db, runner, projections, claimed)
+        with kept_alive(db, claimed):
+            for projection in projections:
+                runner.attach(projection, claimed[projection.name], ("building",))
+            build_in_entity_order(db, list(runner.attached.values()), page_size=page_size,
+                                  progress=progress, jobs=jobs or default_jobs(db))
+            tell("indexes")
+            add_primary_keys(db, projections, claimed)  # before catching up (row lookups)
+            runner.catch_up()  # what arrived during the build, in position order
+            prepare_for_readers(db, projections, claimed)  # before readers can see the copy
+            tell("switch")
+            result = _switch(db, runner, projections, claimed)
     except BaseException:
         with db.write() as cur:
             registry.lock_registry(cur, db)
@@ -150,6 +154,38 @@ def rebuild(ledger: Any, names: Sequence[str] | None = None, *, page_size: int =
                 drop_tables(cur, db, projection, old)
                 registry.delete_generation(cur, db, projection.name, old)
     return result
+
+
+@contextmanager
+def kept_alive(db: Db, claimed: dict[str, int]) -> Iterator[None]:
+    """Stamp the claimed ``building`` copies as alive every ``KEEP_ALIVE_EVERY`` seconds
+    (from a thread) while the block runs.
+
+    The folding also stamps them after each page, but the first pass before it and the
+    statements after it (keys, catch-up, CLUSTER, indexes, statistics: ~9 s on a 1M-event
+    ledger, some of them single statements that grow with the ledger) show nothing for as
+    long as they take; past ``STALE_AFTER`` a second ``ledger rebuild`` would take the copy
+    for a dead one and drop it under this one's feet. A stamp that fails (the database
+    busy or gone for a moment) is tried again at the next beat: the build itself reports
+    its own errors."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(KEEP_ALIVE_EVERY):
+            try:
+                with db.write() as cur:
+                    for name, generation in claimed.items():
+                        registry.touch(cur, db, name, generation, "building")
+            except Exception:  # the next beat tries again
+                continue
+
+    keeper = threading.Thread(target=beat, name="rebuild-keep-alive", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 PARALLEL_FROM = 100_000  # events: below this, starting processes costs more than it saves

@@ -47,7 +47,9 @@ class Generation:
 
 
 def now_text() -> str:
-    return datetime.now(tz=UTC).isoformat(timespec="seconds")
+    """Milliseconds: a stamp cut to the second made a copy look up to a second older than
+    it was to ``rebuild.STALE_AFTER``."""
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
 
 
 def owner_text() -> str:
@@ -130,6 +132,16 @@ def advance(cur: Cursor, db: Db, name: str, generation: int, *, expected: int, p
 def set_state(cur: Cursor, db: Db, name: str, generation: int, state: str) -> None:
     cur.execute(f"UPDATE {db.name(TABLE)} SET state=%s, updated_at=%s WHERE name=%s AND "
                 "generation=%s", (state, now_text(), name, generation))
+    if cur.rowcount != 1:
+        raise RegistryConflict(f"{name} generation {generation} is gone")
+
+
+def touch(cur: Cursor, db: Db, name: str, generation: int, state: str) -> bool:
+    """Stamp a generation still in ``state`` as alive now, leaving its position alone.
+    False when it is no longer there in that state."""
+    cur.execute(f"UPDATE {db.name(TABLE)} SET updated_at=%s WHERE name=%s AND generation=%s "
+                "AND state=%s", (now_text(), name, generation, state))
+    return cur.rowcount == 1
 
 
 def delete_generation(cur: Cursor, db: Db, name: str, generation: int) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -183,6 +184,52 @@ def test_a_second_rebuild_of_the_same_projection_is_refused(ledger):
     # Other projections are not held up by it.
     result = rebuild(ledger, ["obligations"], grace=0)
     assert result["obligations"]["position"] == ledger.recorder.max_notification_id()
+
+
+def test_a_dead_rebuild_s_copy_is_dropped_by_the_next_rebuild(ledger, monkeypatch):
+    """A ``building`` copy that has shown no sign of life for ``STALE_AFTER`` is a dead
+    rebuild's: the next rebuild drops it and goes ahead."""
+    from projections import rebuild as rebuilding
+    from projections import registry
+    from projections.db import Db
+
+    import_plan(ledger)
+    Runner(ledger).catch_up()
+    db = Db(ledger)
+    dead = claim_generations(db, projections_named(["audit"]), "building")["audit"]
+    monkeypatch.setattr(rebuilding, "STALE_AFTER", 0.2)
+    time.sleep(0.3)
+    result = rebuild(ledger, ["audit"], grace=0)
+    with db.read() as cur:
+        left = {gen.generation: gen.state for gen in registry.all_generations(cur, db, "audit")}
+        tables = db.table_names(cur)
+    # Its number is free again once it is dropped: the new copy took it.
+    assert result["audit"]["generation"] == dead and result["audit"]["old_generation"] == 1
+    assert left == {dead: "live"}
+    assert {name.rsplit("_", 1)[1] for name in tables if name.startswith("aud_")} == {f"g{dead}"}
+
+
+def test_a_rebuild_stays_alive_through_the_steps_after_the_folding(ledger, monkeypatch):
+    """Keys, indexes and statistics are single statements that take long on a big ledger
+    and report nothing: the rebuild keeps saying it is alive meanwhile, so a second rebuild
+    started then is refused instead of dropping the copy as a dead one's."""
+    from projections import rebuild as rebuilding
+
+    import_plan(ledger)
+    Runner(ledger).catch_up()
+    monkeypatch.setattr(rebuilding, "STALE_AFTER", 0.5)
+    monkeypatch.setattr(rebuilding, "KEEP_ALIVE_EVERY", 0.05)
+    refused: list[str] = []
+
+    def meanwhile(step: str) -> None:
+        if step == "indexes":  # the folding's last sign of life is now over STALE_AFTER old
+            time.sleep(1.0)
+            with pytest.raises(RebuildInProgress, match="audit is already being rebuilt") as exc:
+                rebuild(ledger, ["audit"], grace=0)
+            refused.append(str(exc.value))
+
+    result = rebuild(ledger, ["audit"], grace=0, phase=meanwhile)
+    assert refused and live_generations(ledger)["audit"] == result["audit"]["generation"]
 
 
 def test_a_rebuilt_copy_has_planner_statistics_before_it_goes_live(ledger):
