@@ -41,6 +41,21 @@ def judged_on_once(deadline: Deadline, occurrences: Mapping[str, OccurrenceState
     return deadline.kind is not DeadlineKind.RECURRING and all(k == ONCE for k in occurrences)
 
 
+def judged_occurrence(deadline: Deadline, occurrences: Mapping[str, OccurrenceState]
+                      ) -> OccurrenceState | None:
+    """For a task that ``judged_on_once`` holds for, the occurrence judging it reads: the
+    stored one, or before anything has happened to it the fresh one its deadline gives
+    (None without a due date). A read model keeping it beside the task from the assignment
+    on has nothing new to keep when the first event on it (most often a progress report)
+    stores it."""
+    if not judged_on_once(deadline, occurrences):
+        raise ValueError(f"deadline {deadline.text!r} is judged on all its occurrences")
+    occurrence = occurrences.get(ONCE)
+    if occurrence is None and deadline.has_due_date:
+        return fresh_occurrence(deadline, ONCE)
+    return occurrence
+
+
 def obligations_on(
     deadline: Deadline,
     *,

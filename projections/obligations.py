@@ -29,8 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.agency import AgencyStatus
-from domain.deadlines import ONCE
-from domain.obligations import final_status, judged_on_once, settled_on
+from domain.obligations import final_status, judged_occurrence, judged_on_once, settled_on
 from domain.task import Task
 from projections.base import (
     EntityState,
@@ -51,9 +50,11 @@ LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cance
                 "inline", *(f"once_{c}" for c in ("original_due", "due_on", "lateness_due",
                                                   "completed_on")))
 # ``inline`` = 1 (``domain.obligations.judged_on_once``): the link also carries all that
-# judging reads of the task's stored occurrences (``once_*``: its one occurrence's
-# ``OCCURRENCE_JUDGING``, or nothing), so the query reads occurrences only for the other
-# tasks (recurring ones). An extension or a completion then gives the links a new version.
+# judging reads of the task's stored occurrences (``once_*``: the ``OCCURRENCE_JUDGING`` of
+# ``domain.obligations.judged_occurrence``, the one occurrence stored or, until one is, the
+# fresh one its deadline gives; nothing without a due date), so the query reads occurrences
+# only for the other tasks (recurring ones). An extension or a completion then gives the
+# links a new version; the first progress report, which stores the occurrence, does not.
 # Each link also carries the day its task settled (``domain.obligations.settled_on``: from
 # that day on it owes nothing open), which a confirmed completion sets once: "what is owed
 # on D" leaves the tasks settled by D out before reading their occurrences and judging
@@ -70,7 +71,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 6
+    version = 7
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -150,8 +151,8 @@ def _progress_rows(task: Any, tid: str) -> dict[tuple[str], tuple[Any, ...]]:
 
 
 def _link_rows(task: Any, tid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
-    once = task.occurrences.get(ONCE)
     inline = judged_on_once(task.deadline, task.occurrences)
+    once = judged_occurrence(task.deadline, task.occurrences) if inline else None
     judging = (task.directive_number, task.ordinal, deadline_columns(task.deadline)[0],
                iso(task.assigned_on), iso(task.cancelled_on), int(inline),
                *((iso(once.original_due), iso(once.due_on), iso(once.lateness_due),

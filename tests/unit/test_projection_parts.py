@@ -7,6 +7,7 @@ from enum import Enum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -229,14 +230,35 @@ def test_a_settled_task_owes_nothing_open_from_that_day_on(task, later):
 def test_judging_a_task_due_once_by_its_one_occurrence_equals_judging_all_it_holds(task, day):
     """The read model judges a task that ``judged_on_once`` holds for from the one occurrence
     its links carry (``owed_once_on``), every other task from all its stored occurrences."""
-    from domain.obligations import judged_on_once, owed_on, owed_once_on
+    from domain.obligations import judged_occurrence, judged_on_once, owed_on, owed_once_on
 
     assume(judged_on_once(task["deadline"], task["occurrences"]))
     facts = {"assigned_on": task["assigned_on"], "cancelled_on": task["cancelled_on"],
              "on": day}
+    expected = owed_on(task["deadline"], occurrences=task["occurrences"], **facts)
     assert owed_once_on(task["deadline"], occurrence=task["occurrences"].get("once"),
-                        **facts) == owed_on(task["deadline"],
-                                            occurrences=task["occurrences"], **facts)
+                        **facts) == expected
+    # What the links carry: the stored occurrence, or before there is one the fresh one.
+    assert owed_once_on(task["deadline"], occurrence=judged_occurrence(
+        task["deadline"], task["occurrences"]), **facts) == expected
+
+
+def test_the_occurrence_judged_is_the_stored_one_or_the_one_the_deadline_gives():
+    """Links carry it from the task's assignment on, so that the first event on the
+    occurrence (most often a progress report) gives them no new version."""
+    from domain.obligations import judged_occurrence
+
+    once, yearly, standing, dormant = (_SETTLING_DEADLINES[0], _SETTLING_DEADLINES[3],
+                                       _SETTLING_DEADLINES[5], _SETTLING_DEADLINES[6])
+    due = OccurrenceState("once", once.due_on, once.due_on, once.due_on)
+    extended = OccurrenceState("once", once.due_on, date(2022, 9, 30), date(2022, 9, 30))
+    assert judged_occurrence(once, {}) == due
+    assert judged_occurrence(once, {"once": extended}) is extended
+    assert judged_occurrence(standing, {}) is None and judged_occurrence(dormant, {}) is None
+    assert judged_occurrence(dormant.triggered(date(2023, 3, 1)), {}) == OccurrenceState(
+        "once", date(2023, 3, 1), date(2023, 3, 1), date(2023, 3, 1))
+    with pytest.raises(ValueError, match="judged on all its occurrences"):
+        judged_occurrence(yearly, {})
 
 
 def _settling_examples():
