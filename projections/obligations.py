@@ -71,7 +71,7 @@ OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 7
+    version = 8
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -94,10 +94,9 @@ class ObligationsProjection(Projection):
                            "confirmed_at", "pending_completion_on",
                            "pending_completion_document", "extensions_requested",
                            "extensions_granted", "extensions_rejected", "pending_extension_due",
-                           "rejected_completions", "progress_reports"),
+                           "rejected_completions"),
                   int_columns=frozenset({"extensions_requested", "extensions_granted",
-                                         "extensions_rejected", "rejected_completions",
-                                         "progress_reports"}),
+                                         "extensions_rejected", "rejected_completions"}),
                   covering=(("task_id",),
                             ("occurrence", *VERSION_COLUMNS, *OCCURRENCE_JUDGING))),
         TableSpec("obl_agency", key=("code",),
@@ -115,10 +114,11 @@ class ObligationsProjection(Projection):
         return _directive_rows(aggregate)
 
     def render_change(self, state: EntityState, event: Any, before: Rows) -> Rows:
-        """An event on one occurrence of a task changes that occurrence's row, a progress
-        report the task's progress row too, any other such event maybe the links (which
-        carry a one-off task's occurrence and the day the task settled: ``LINK_JUDGING``);
-        nothing else. Only the rows that changed get a new version."""
+        """An event on one occurrence of a task changes that occurrence's row and maybe the
+        links (which carry a one-off task's occurrence and the day the task settled:
+        ``LINK_JUDGING``), nothing else; a progress report changes the task's progress row
+        and, only when it is the first event on the occurrence, stores that occurrence.
+        Only the rows that changed get a new version."""
         key = occurrence_changed(event)
         if key is None or not before:
             return self.render(state)
@@ -128,8 +128,9 @@ class ObligationsProjection(Projection):
         progress = isinstance(event, Task.ProgressReported)
         if progress:
             after["obl_progress"] = _progress_rows(task, tid)
-        if not progress or (tid, key) not in before["obl_occurrence"]:  # else links as they were
-            after["obl_task_agency"] = _link_rows(task, tid)
+            if (tid, key) in before["obl_occurrence"]:  # the first report stores it; the others
+                return after                           # change nothing stored of it
+        after["obl_task_agency"] = _link_rows(task, tid)
         occ = task.occurrences.get(key)
         if occ is not None:
             after["obl_occurrence"] = {**before["obl_occurrence"],
@@ -196,8 +197,8 @@ def _occurrence_row(occ: Any) -> tuple[Any, ...]:
         len(occ.extensions), sum(e.granted_due is not None for e in occ.extensions),
         sum(e.rejected for e in occ.extensions),
         iso(pending.requested_due) if pending else None,
-        occ.rejected_completions, occ.progress_reports,
-    )
+        occ.rejected_completions,
+    )  # not the occurrence's count of progress reports: answers show the task's (obl_progress)
 
 
 def _agency_rows(agency: Any) -> Rows:

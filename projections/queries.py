@@ -837,8 +837,7 @@ def _add_progress(tasks: dict[str, dict[str, Any]], rows: Iterable[tuple[Any, ..
 _OCC_COLUMNS = ("task_id", "occurrence", "original_due", "due_on", "lateness_due",
                 "completed_on", "confirmed_at", "pending_completion_on",
                 "pending_completion_document", "extensions_requested", "extensions_granted",
-                "extensions_rejected", "pending_extension_due", "rejected_completions",
-                "progress_reports")
+                "extensions_rejected", "pending_extension_due", "rejected_completions")
 
 
 # What judging an occurrence needs (``occurrence_status``, ``listed_obligations``,
@@ -883,7 +882,6 @@ def _obl_occurrences(rows: Iterable[tuple[Any, ...]]
             confirmed_at=datetime.fromisoformat(item["confirmed_at"])
             if item["confirmed_at"] else None,
             rejected_completions=item["rejected_completions"],
-            progress_reports=item["progress_reports"],
         )
         out[item["task_id"]][item["occurrence"]] = (occ, item)
     return out

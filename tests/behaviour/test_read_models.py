@@ -183,31 +183,40 @@ def test_an_obligation_shows_its_task_s_progress_as_reported_by_then(ledger, sma
                           for r in others)
 
 
-def test_a_one_off_task_s_links_change_with_its_due_date_not_with_its_first_report(
+def test_a_one_off_task_s_rows_change_with_its_due_date_not_with_its_reports(
         ledger, small, clock):
-    """The links carry a one-off task's occurrence from the assignment on (as its deadline
-    gives it until one is stored), so the first progress report, which stores it, gives
-    them no new row version; an extension, which moves the due date, does."""
+    """Progress reports, two in five events, give the task's progress row a new version and
+    nothing else. The links carry a one-off task's occurrence from the assignment on (as
+    its deadline gives it until one is stored), so the first report, which stores the
+    occurrence, leaves them as they were; the occurrence's row does not count reports
+    (answers show the task's count), so later reports leave it alone too. An extension,
+    which moves the due date, gives both a new version."""
     tid = str(small["1"])  # "once", T-A leads and T-B coordinates
     db = Db(ledger)
 
-    def link_versions() -> dict[str, int]:
+    def versions() -> tuple[dict[str, int], int]:
         caught_up(ledger)
         with db.read() as cur:
             cur.execute(f"SELECT agency, COUNT(*) FROM {db.name('obl_task_agency_g1')} "
                         "WHERE task_id = %s GROUP BY agency", (tid,))
-            return dict(cur.fetchall())
+            links = dict(cur.fetchall())
+            cur.execute(f"SELECT COUNT(*) FROM {db.name('obl_occurrence_g1')} "
+                        "WHERE task_id = %s", (tid,))
+            return links, cur.fetchone()[0]
 
-    assert link_versions() == {"T-A": 1, "T-B": 1}
+    assert versions() == ({"T-A": 1, "T-B": 1}, 0)
     clock.set("2021-09-01 09:00")
     ledger.report_progress(agency("T-A"), small["1"], summary="Đang xây dựng dự thảo")
-    assert link_versions() == {"T-A": 1, "T-B": 1}
+    assert versions() == ({"T-A": 1, "T-B": 1}, 1)
+    ledger.report_progress(agency("T-A"), small["1"], summary="Đã có dự thảo", percent=60)
+    assert versions() == ({"T-A": 1, "T-B": 1}, 1)
     ledger.request_extension(agency("T-A"), small["1"], requested_due=date(2021, 10, 31),
                              reason="Chờ góp ý")
     ledger.grant_extension(OFFICE, small["1"])
-    assert link_versions() == {"T-A": 2, "T-B": 2}
+    assert versions() == ({"T-A": 2, "T-B": 2}, 3)  # the request, then the grant
     owed = rows(caught_up(ledger).obligations("T-A", effective_on=date(2021, 10, 15)))
     assert owed[("1", "once")]["due_on"] == "2021-10-31"
+    assert owed[("1", "once")]["progress_reports"] == 2
 
 
 def test_freshness_is_reused_for_max_age_and_asked_again_without_it(ledger, small, clock):
