@@ -217,13 +217,13 @@ def test_a_rebuild_stays_alive_through_the_steps_after_the_folding(ledger, monke
 
     import_plan(ledger)
     Runner(ledger).catch_up()
-    monkeypatch.setattr(rebuilding, "STALE_AFTER", 0.5)
+    monkeypatch.setattr(rebuilding, "STALE_AFTER", 1.5)
     monkeypatch.setattr(rebuilding, "KEEP_ALIVE_EVERY", 0.05)
     refused: list[str] = []
 
     def meanwhile(step: str) -> None:
         if step == "indexes":  # the folding's last sign of life is now over STALE_AFTER old
-            time.sleep(1.0)
+            time.sleep(2.0)
             with pytest.raises(RebuildInProgress, match="audit is already being rebuilt") as exc:
                 rebuild(ledger, ["audit"], grace=0)
             refused.append(str(exc.value))
