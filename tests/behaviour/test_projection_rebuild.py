@@ -222,7 +222,7 @@ def test_a_rebuild_stays_alive_through_the_steps_after_the_folding(ledger, monke
     refused: list[str] = []
 
     def meanwhile(step: str) -> None:
-        if step == "indexes":  # the folding's last sign of life is now over STALE_AFTER old
+        if step == "indexes":  # after this, the folding's last stamp is over STALE_AFTER old
             time.sleep(2.0)
             with pytest.raises(RebuildInProgress, match="audit is already being rebuilt") as exc:
                 rebuild(ledger, ["audit"], grace=0)
