@@ -50,10 +50,16 @@ def judged_occurrence(deadline: Deadline, occurrences: Mapping[str, OccurrenceSt
     stores it."""
     if not judged_on_once(deadline, occurrences):
         raise ValueError(f"deadline {deadline.text!r} is judged on all its occurrences")
-    occurrence = occurrences.get(ONCE)
-    if occurrence is None and deadline.has_due_date:
+    return _stored_or_fresh(deadline, occurrences.get(ONCE))
+
+
+def _stored_or_fresh(deadline: Deadline, stored: OccurrenceState | None
+                     ) -> OccurrenceState | None:
+    """A one-off task's occurrence: the one stored, else the fresh one its deadline gives
+    (None without a due date)."""
+    if stored is None and deadline.has_due_date:
         return fresh_occurrence(deadline, ONCE)
-    return occurrence
+    return stored
 
 
 def obligations_on(
@@ -89,7 +95,8 @@ def _obligation_on_once(deadline: Deadline, *, assigned_on: date, cancelled_on: 
             cancelled_on=cancelled_on, completed_on=None,
         )
         return [(None, status)]
-    occ = occurrence or fresh_occurrence(deadline, ONCE)
+    occ = _stored_or_fresh(deadline, occurrence)
+    assert occ is not None  # neither standing nor dormant: it has a due date
     return [(occ, occurrence_status(occ, on, assigned_on=assigned_on,
                                     cancelled_on=cancelled_on))]
 

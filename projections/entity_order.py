@@ -298,21 +298,10 @@ def _build(db: Db, group: Sequence[Attached], times: LedgerTimes, page_size: int
                     raise RuntimeError(f"{attached.name}: a row version left open across "
                                        "pages of an entity-ordered build")
                 writer.flush(cur, db, attached.generation)
-            if ids is None:
-                heartbeat(cur, db, group)
         done += read
         tick()
         if progress is not None:
             progress(done, times.events)
-
-
-def heartbeat(cur: Any, db: Db, group: Sequence[Attached]) -> None:
-    """Shows the build is alive: a ``building`` copy that stops moving is dropped as stale
-    by the next rebuild (``rebuild.STALE_AFTER``)."""
-    for attached in group:
-        registry.advance(cur, db, attached.name, attached.generation, expected=0,
-                         position=0, ledger_time=ledger_time_text(None), events=0,
-                         states=attached.states)
 
 
 def id_ranges(jobs: int) -> list[tuple[UUID, UUID | None]]:
@@ -327,8 +316,9 @@ def _build_in_parallel(db: Db, group: Sequence[Attached], times: LedgerTimes, pa
                        progress: Progress | None, jobs: int) -> None:
     """Folds ranges of entity ids in child processes (``python -m projections.entity_order``:
     fresh interpreters, so nothing of this process's connections, threads or main script is
-    inherited or run again); this process reports their progress and keeps the build's
-    heartbeat. Any child's failure fails the build, and the others are stopped."""
+    inherited or run again); this process reports their progress (the rebuild stamps the
+    copies alive: ``rebuild.kept_alive``). Any child's failure fails the build, and the
+    others are stopped."""
     targets = [(a.name, a.generation, a.states) for a in group]
     folded = [0] * jobs
     children: list[tuple[subprocess.Popen[bytes], Any]] = []
@@ -351,8 +341,6 @@ def _build_in_parallel(db: Db, group: Sequence[Attached], times: LedgerTimes, pa
             codes = [child.poll() for child, _ in children]
             if None not in codes or any(code not in (None, 0) for code in codes):
                 break
-            with db.write() as cur:
-                heartbeat(cur, db, group)
             if progress is not None:
                 progress(sum(folded), times.events)
             time.sleep(0.5)

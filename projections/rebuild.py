@@ -161,11 +161,12 @@ def kept_alive(db: Db, claimed: dict[str, int]) -> Iterator[None]:
     """Stamp the claimed ``building`` copies as alive every ``KEEP_ALIVE_EVERY`` seconds
     (from a thread) while the block runs.
 
-    The folding also stamps them after each page, but the first pass before it and the
-    statements after it (keys, catch-up, CLUSTER, indexes, statistics: ~9 s on a 1M-event
-    ledger, some of them single statements that grow with the ledger) show nothing for as
-    long as they take; past ``STALE_AFTER`` a second ``ledger rebuild`` would take the copy
-    for a dead one and drop it under this one's feet. A stamp that fails (the database
+    The only sign of life a rebuild gives: the folding's pages (in this process or in its
+    children) are not the only long step, since the first pass before them and the
+    statements after them (keys, catch-up, CLUSTER, indexes, statistics: ~9 s on a
+    1M-event ledger, some of them single statements that grow with the ledger) take as long
+    as they take; past ``STALE_AFTER`` a second ``ledger rebuild`` would take the copy for a
+    dead one and drop it under this one's feet. A stamp that fails (the database
     busy or gone for a moment) is tried again at the next beat: the build itself reports
     its own errors."""
     stop = threading.Event()

@@ -136,12 +136,11 @@ def set_state(cur: Cursor, db: Db, name: str, generation: int, state: str) -> No
         raise RegistryConflict(f"{name} generation {generation} is gone")
 
 
-def touch(cur: Cursor, db: Db, name: str, generation: int, state: str) -> bool:
-    """Stamp a generation still in ``state`` as alive now, leaving its position alone.
-    False when it is no longer there in that state."""
+def touch(cur: Cursor, db: Db, name: str, generation: int, state: str) -> None:
+    """Stamp a generation still in ``state`` as alive now, leaving its position alone (one
+    no longer in that state is left as it is)."""
     cur.execute(f"UPDATE {db.name(TABLE)} SET updated_at=%s WHERE name=%s AND generation=%s "
                 "AND state=%s", (now_text(), name, generation, state))
-    return cur.rowcount == 1
 
 
 def delete_generation(cur: Cursor, db: Db, name: str, generation: int) -> None:
