@@ -44,7 +44,7 @@ from projections import registry
 from projections.base import entity_type_of
 from projections.db import Db
 from projections.runner import Attached, event_from_row, fold_group
-from projections.tables import ledger_time_text
+from projections.tables import ledger_time_text, micros_ledger_time
 
 Progress = Callable[[int, int], None]  # (events folded so far, events to fold)
 
@@ -70,7 +70,7 @@ class LedgerTimes:
         micros = self.at[position]
         if micros == _NO_TIME:
             return ledger_time_text(None)
-        return ledger_time_text(_EPOCH + timedelta(microseconds=micros))
+        return micros_ledger_time(micros)
 
     @property
     def end(self) -> str:

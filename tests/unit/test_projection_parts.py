@@ -16,7 +16,14 @@ from domain.obligations import obligations_on
 from domain.rules import Extension, OccurrenceState, TaskStatus
 from projections.audit import apply_changes, changes, flatten, unflatten
 from projections.base import dumps_plain, plain
-from projections.tables import PageWriter, TableSpec, dumps, ledger_time_text, parse_ledger_time
+from projections.tables import (
+    PageWriter,
+    TableSpec,
+    dumps,
+    ledger_time_text,
+    micros_ledger_time,
+    parse_ledger_time,
+)
 
 json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 json_value = st.recursive(
@@ -182,6 +189,21 @@ def test_ledger_time_text_is_fixed_width_utc_and_round_trips(moment):
     # (The instant, not ``moment``: a local time in a gap or fold of Asia/Ho_Chi_Minh's
     # history, e.g. 01/09/1945 22:00, never compares equal across zones, by PEP 495.)
     assert len(text) == 27 and parse_ledger_time(text) == instant
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=(datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1),
+                   max_value=(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH)
+                   // timedelta(microseconds=1)))
+@example(0)
+@example(-1)  # the last microsecond before the epoch: negative numbers floor to the day before
+@example(86_400_000_000 - 1)
+def test_a_ledger_time_from_microseconds_is_the_text_of_that_moment(micros):
+    assert micros_ledger_time(micros) == ledger_time_text(
+        _EPOCH + timedelta(microseconds=micros))
 
 
 _CONTEXT = DeadlineContext(date(2021, 8, 26), 2025)
