@@ -68,6 +68,9 @@ LINK_JUDGING = ("directive_number", "ordinal", "deadline", "assigned_on", "cance
 OCCURRENCE_JUDGING = ("original_due", "due_on", "lateness_due", "completed_on")
 
 
+_JUDGED = len(OCCURRENCE_JUDGING)  # an occurrence row's first columns
+
+
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
@@ -125,17 +128,27 @@ class ObligationsProjection(Projection):
         task = state.aggregate
         (tid,) = next(iter(before["obl_task"]))  # str(task.id), without formatting it again
         after = dict(before)
-        progress = isinstance(event, Task.ProgressReported)
-        if progress:
+        stored = before["obl_occurrence"].get((tid, key))
+        if isinstance(event, Task.ProgressReported):
             after["obl_progress"] = _progress_rows(task, tid)
-            if (tid, key) in before["obl_occurrence"]:  # the first report stores it; the others
-                return after                           # change nothing stored of it
-        after["obl_task_agency"] = _link_rows(task, tid)
+            if stored is not None:  # the first report stores it; the others change nothing
+                return after        # stored of it
         occ = task.occurrences.get(key)
-        if occ is not None:
-            after["obl_occurrence"] = {**before["obl_occurrence"],
-                                       (tid, key): _occurrence_row(occ)}
+        row = None if occ is None else _occurrence_row(occ)
+        if row is not None:
+            after["obl_occurrence"] = {**before["obl_occurrence"], (tid, key): row}
+        # The links read, of the occurrences, which are stored and what judging reads of
+        # them (``OCCURRENCE_JUDGING``, the row's first columns); an event on one occurrence
+        # changes nothing else they read. Most such events (a completion reported, an
+        # extension asked for or refused) leave both as they were.
+        if stored is None or row is None or stored[:_JUDGED] != row[:_JUDGED]:
+            after["obl_task_agency"] = _link_rows(task, tid)
         return after
+
+
+if ObligationsProjection().spec("obl_occurrence").columns[:_JUDGED] != OCCURRENCE_JUDGING:
+    raise ImportError("obl_occurrence's first columns must be OCCURRENCE_JUDGING "
+                      "(render_change compares them)")
 
 
 def _task_rows(task: Any) -> Rows:
