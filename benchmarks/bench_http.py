@@ -214,7 +214,7 @@ def run_writes(events: int, seconds: float, clients: int = 64, workers: int = 2,
             f"{rate:,.0f} cmd/s · p50 {p50:.1f} ms · p99 {p99:.1f} ms",
             f"{baseline:,.0f} events/s plain lib, one event per save", rate / baseline,
             "≥ 1,000 cmd/s, p99 ≤ 50 ms", rate >= 1000 and p99 <= 50 and not failed,
-            f"{failed} answers other than 2xx" if failed else ""))
+            f"{failed} requests without a 2xx answer" if failed else ""))
     return rows
 
 
@@ -270,10 +270,9 @@ def _warm_up(base: str, make_request, clients: int, *, window: float = 2.0,
 
 def _wrk(base: str, paths: list[str], headers: dict[str, str], clients: int,
          seconds: float) -> tuple[float, float, float, int] | None:
-    """(2xx answers/s, p50 ms, p99 ms, other answers) of GETs of ``paths`` at random from wrk,
-    a load generator in C, when it is installed (Debian: apt install wrk); None otherwise.
-    aiohttp's client takes 0.6–0.7 of one of the two cores the server shares with it; wrk
-    takes much less."""
+    """``_run_wrk``'s figures for GETs of ``paths`` at random from wrk, a load generator in
+    C, when it is installed (Debian: apt install wrk); None otherwise. aiohttp's client
+    takes 0.6–0.7 of one of the two cores the server shares with it; wrk takes much less."""
     quoted = ", ".join(f'"{path}"' for path in paths)
     script = (f"local paths = {{{quoted}}}\n"
               + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
@@ -284,8 +283,9 @@ def _wrk(base: str, paths: list[str], headers: dict[str, str], clients: int,
 
 def _run_wrk(base: str, lua: str, clients: int, seconds: float
              ) -> tuple[float, float, float, int] | None:
-    """wrk running the request script ``lua``: (2xx answers/s, p50 ms, p99 ms, answers other
-    than 2xx), or None when wrk is not installed."""
+    """wrk running the request script ``lua``: (2xx answers/s, p50 ms, p99 ms, requests
+    without a 2xx answer: other answers, socket errors and timeouts), or None when wrk is
+    not installed."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
@@ -305,9 +305,12 @@ def _run_wrk(base: str, lua: str, clients: int, seconds: float
             found[words[0]] = words[-1] if words[0] == "Non-2xx" else words[1]
         elif words[1:3] == ["requests", "in"]:
             found["requests"] = words[0]
-    answers, failed = int(found["requests"]), int(found.get("Non-2xx", 0))
-    rate = float(found["Requests/sec:"]) * (answers - failed) / max(answers, 1)
-    return rate, _wrk_ms(found["50%"]), _wrk_ms(found["99%"]), failed
+        elif words[:2] == ["Socket", "errors:"]:  # connect N, read N, write N, timeout N
+            found["errors"] = str(sum(int(w.rstrip(",")) for w in words[3::2]))
+    answers, refused = int(found["requests"]), int(found.get("Non-2xx", 0))
+    rate = float(found["Requests/sec:"]) * (answers - refused) / max(answers, 1)
+    return (rate, _wrk_ms(found["50%"]), _wrk_ms(found["99%"]),
+            refused + int(found.get("errors", 0)))
 
 
 def _wrk_row(label: str, measured: tuple[float, float, float, int], floor: float) -> Row:
@@ -315,7 +318,7 @@ def _wrk_row(label: str, measured: tuple[float, float, float, int], floor: float
     return Row(label, f"{rate:,.0f} req/s · p50 {p50:.1f} ms · p99 {p99:.1f} ms",
                f"{floor:,.0f} req/s GET /healthz from wrk", rate / floor,
                "≥ 2,000 req/s, p99 ≤ 20 ms", rate >= 2000 and p99 <= 20 and not failed,
-               f"{failed} answers other than 2xx" if failed else "")
+               f"{failed} requests without a 2xx answer" if failed else "")
 
 
 def _wrk_ms(text: str) -> float:
