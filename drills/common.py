@@ -37,6 +37,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = str(Path(sys.executable).parent / "ledger")
+# Where a Server or Worker not given a log path keeps its output (None: the system's temporary
+# directory, where a drill run from the command line leaves it to be read). The test suite
+# points it at pytest's temporary directory, which keeps the last runs' and drops older ones:
+# each run had left about ten logs in /tmp for good.
+LOG_DIR: Path | None = None
 DEFAULT_PG = os.environ.get("LEDGER_TEST_POSTGRES_URL",
                             "postgresql://postgres@127.0.0.1:5432/ledger_test")
 DRILL_AGENCY = "QNG-STC"  # the agency whose system reports progress in the drills
@@ -197,8 +202,8 @@ class Server:
         self.workers = workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="ledger-serve-",
-                                                          suffix=".log")[1])
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="ledger-serve-", suffix=".log",
+                                                          dir=LOG_DIR)[1])
         self.env = {**os.environ, "LEDGER_DATABASE_URL": url, **(env or {})}
         self.process: subprocess.Popen | None = None
 
