@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -26,7 +29,25 @@ def unfit(event: Any, why: Exception) -> UnreadableEvent:
         f"cannot be applied: {why}")
 
 
+# Values an aggregate's copy shares with the original: immutable, holding nothing mutable.
+_SHARED_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None), date, datetime,
+                                            UUID, Decimal})
+
+
 class LedgerAggregate(Aggregate):
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """The copy the library's repository hands each command from its cache (so that a
+        command's changes reach the cached aggregate only by its saved events): its
+        immutable attributes shared, the others deep-copied as before. ``copy.deepcopy``
+        re-creates every date, datetime and UUID through ``__reduce_ex__``: 125 µs per task
+        of the writes benchmark, about as much CPU as its fast-forward query."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        state = clone.__dict__
+        for name, value in self.__dict__.items():
+            state[name] = value if type(value) in _SHARED_TYPES else deepcopy(value, memo)
+        return clone
+
     class Event(Aggregate.Event):
         meta: dict[str, Any]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from domain.errors import UnparseableDeadline
 from domain.rulebook import RULEBOOK, Rulebook
@@ -64,6 +65,10 @@ class Deadline:
     last_year: int | None = None
     condition: str | None = None
     note: str | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Deadline:
+        """Itself: frozen, and every field immutable (a task's copy shares it)."""
+        return self
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ moment of interest; the functions then judge that state on a day.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from domain.actors import Actor, Role
 from domain.clock import end_of_day, local_date
@@ -88,6 +89,11 @@ class OccurrenceState:
     confirmed_at: datetime | None = None
     rejected_completions: int = 0
     progress_reports: int = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OccurrenceState:
+        """Its values shared (immutable), its extensions (changed in place when decided)
+        copied: the default deep copy re-created each date through ``__reduce_ex__``."""
+        return replace(self, extensions=[replace(ext) for ext in self.extensions])
 
     @property
     def pending_extension(self) -> Extension | None:
