@@ -40,7 +40,7 @@ class LedgerAggregate(Aggregate):
         command's changes reach the cached aggregate only by its saved events): its
         immutable attributes shared, the others deep-copied as before. ``copy.deepcopy``
         re-creates every date, datetime and UUID through ``__reduce_ex__``: 125 µs per task
-        of the writes benchmark, about as much CPU as its fast-forward query."""
+        of the writes benchmark's store, against 20 µs this way."""
         clone = object.__new__(type(self))
         memo[id(self)] = clone
         state = clone.__dict__
