@@ -70,6 +70,28 @@ class Deadline:
         """Itself: frozen, and every field immutable (a task's copy shares it)."""
         return self
 
+    def inconsistency(self) -> str | None:
+        """Why no deadline ``parse_deadline`` makes looks like this one (a stored deadline
+        edited behind the ledger's back), or None. Such a deadline would fail later, in
+        whatever judges it: a dated kind without its due date has no occurrence to owe."""
+        if self.kind in (DeadlineKind.ABSOLUTE, DeadlineKind.PERIOD_END) and self.due_on is None:
+            return f"its {self.kind.value} deadline has no due date"
+        if self.kind is DeadlineKind.RECURRING and self.frequency is None:
+            return "its recurring deadline has no frequency"
+        numbers = {"month": self.month, "day": self.day, "first_year": self.first_year,
+                   "last_year": self.last_year}
+        for name, value in numbers.items():
+            if value is not None and (type(value) is not int or not 1 <= value <= 9999):
+                return f"its deadline's {name} is {value!r}"
+        if self.month is not None or self.day is not None:
+            try:
+                date(2000, self.month or 12, self.day or 31)  # 2000: 29/2 is a day
+            except ValueError:
+                return f"its deadline's day {self.day}/{self.month} is not a day of the year"
+        if not isinstance(self.text, str):
+            return "its deadline's text is not text"
+        return None
+
     # -- queries ---------------------------------------------------------------------------
 
     @property

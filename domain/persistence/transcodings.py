@@ -49,7 +49,9 @@ class DeadlineAsDict(Transcoding):
         return out
 
     def decode(self, data: dict[str, Any]) -> Deadline:
-        return Deadline(
+        """The deadline, or ValueError (the mapper's "unreadable event") for one no parse
+        gives: an edited row must be refused where it is read, not fail later in a view."""
+        deadline = Deadline(
             kind=DeadlineKind(data["kind"]),
             text=data["text"],
             due_on=date.fromisoformat(data["due_on"]) if data.get("due_on") else None,
@@ -61,6 +63,10 @@ class DeadlineAsDict(Transcoding):
             condition=data.get("condition"),
             note=data.get("note"),
         )
+        why = deadline.inconsistency()
+        if why is not None:
+            raise ValueError(why)
+        return deadline
 
 
 def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:

@@ -80,6 +80,20 @@ def test_other_seed_phrases(phrase, kind, due):
     assert (deadline.kind, deadline.due_on) == (kind, due)
 
 
+def test_every_parsed_deadline_is_consistent_and_a_damaged_one_is_not():
+    parsed = ([parse_deadline(phrase, PLAN) for phrase, *_ in ANNEX]
+              + [parse_deadline(phrase, NEWS) for phrase, *_ in OTHERS])
+    assert [d.text for d in parsed if d.inconsistency() is not None] == []
+    dated = next(d for d in parsed if d.kind is DeadlineKind.ABSOLUTE)
+    recurring = next(d for d in parsed if d.kind is DeadlineKind.RECURRING)
+    assert "no due date" in replace(dated, due_on=None).inconsistency()
+    assert "no frequency" in replace(recurring, frequency=None).inconsistency()
+    assert "not a day" in replace(recurring, month=13).inconsistency()
+    assert "month is '12'" in replace(recurring, month="12").inconsistency()
+    assert "not a day" in replace(recurring, month=2, day=30).inconsistency()
+    assert replace(recurring, month=2, day=29).inconsistency() is None
+
+
 def test_recurring_yearly_due_day_and_occurrences_follow_the_plan_period():
     deadline = parse_deadline("Trước 25/12 năm báo cáo", PLAN)
     assert (deadline.month, deadline.day) == (12, 25)

@@ -87,3 +87,31 @@ def test_an_event_folded_twice_is_refused_as_out_of_place():
     agency = MAPPER.to_domain_event(note).mutate(None)
     with pytest.raises(UnreadableEvent, match="cannot be applied"):
         MAPPER.to_domain_event(note).mutate(agency)
+
+
+def test_a_task_whose_deadline_lost_its_due_date_is_refused_where_it_is_read():
+    """A byte flipped in the key ``due_on`` still parses, as a dated deadline without a due
+    date: refused when read, not a ValueError later in whatever judges the task."""
+    from uuid import uuid4
+
+    from domain.deadlines import DeadlineContext, parse_deadline
+    from domain.task import Task
+
+    task = Task.assign(
+        directive_id=uuid4(), directive_number="87/KH-UBND", ordinal="1", section=None,
+        content="Xây dựng kế hoạch", deliverable=None, lead="QNG-SNV", coordinating=[],
+        lead_text=None, coordinating_text=None,
+        deadline=parse_deadline("chậm nhất ngày 30/8/2022", DeadlineContext(
+            datetime(2022, 1, 10).date(), None)),
+        assigned_on=datetime(2022, 1, 10).date(), assigning_office="QNG-VPUBND",
+        meta={"actor": "test"}, timestamp=datetime(2022, 1, 10, 1, tzinfo=UTC))
+    (event,) = task.collect_events()
+    s = MAPPER.to_stored_event(event)
+    note = Notification(id=9, originator_id=s.originator_id,
+                        originator_version=s.originator_version, topic=s.topic, state=s.state)
+    assert MAPPER.to_domain_event(note).deadline.due_on is not None  # untouched: reads
+    damaged = dataclasses.replace(note, state=note.state.replace(b'"due_on"', b'"due_oo"'))
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(damaged)
+    assert "at position 9 (Task.Assigned" in str(refused.value)
+    assert "absolute deadline has no due date" in str(refused.value)
