@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -87,6 +88,37 @@ class Stopwatch:
         self.seconds += time.perf_counter() - self._start
         if self.freeze_untimed:
             gc.unfreeze()  # the generator's objects are collected as usual between blocks
+
+
+def cpu_seconds(port: str) -> dict[str, float]:
+    """CPU seconds (user + system) so far, Linux only: ``server``, every process in the
+    session of the server listening on ``port`` (`ledger serve` is started in a session of
+    its own: its workers are in it), and ``postgres``, every process whose command line
+    starts with ``postgres``."""
+    stats: dict[int, list[str]] = {}
+    server_session, postgres = None, []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        stats[int(entry.name)] = fields
+        if b"serve" in command and b"--port" in command \
+                and command[command.index(b"--port") + 1] == port.encode():
+            server_session = int(fields[3])
+        if command[0].startswith(b"postgres"):
+            postgres.append(fields)
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used(fields: list[str]) -> float:
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return {"server": sum(used(f) for f in stats.values()
+                          if server_session is not None and int(f[3]) == server_session),
+            "postgres": sum(used(f) for f in postgres)}
 
 
 def peak_rss_mb() -> float:

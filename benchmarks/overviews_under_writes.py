@@ -36,31 +36,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.bench_http import _catch_up, _load, make_tokens, populate, served
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import cpu_seconds, fresh_schema, percentile
 from domain.application import Ledger
 from service.storage import ServiceTables
 from service.tokens import TokenStore
-
-
-def _server_cpu_seconds(port: str) -> float:
-    """CPU seconds (user + system) so far of every process in the session of the server
-    listening on ``port`` (`ledger serve` is started in a session of its own)."""
-    stats: dict[int, list[str]] = {}
-    session = None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in command and b"--port" in command \
-                and command[command.index(b"--port") + 1] == port.encode():
-            session = int(stats[int(entry.name)][3])
-    ticks = os.sysconf("SC_CLK_TCK")
-    return sum((int(f[11]) + int(f[12])) / ticks for f in stats.values()
-               if session is not None and int(f[3]) == session)
 
 
 def _round(base: str, targets, tokens, office: dict[str, str], paths: list[str],
@@ -92,9 +71,9 @@ def _round(base: str, targets, tokens, office: dict[str, str], paths: list[str],
             _load(base, overview, dashboards, args.seconds, think=args.think,
                   on_answer=read, timeout=300))
 
-    cpu = _server_cpu_seconds(port)
+    cpu = cpu_seconds(port)["server"]
     (w_lat, w_status, elapsed), (d_lat, d_status, _) = asyncio.run(both())
-    cpu = _server_cpu_seconds(port) - cpu
+    cpu = cpu_seconds(port)["server"] - cpu
     ok = sum(n for s, n in w_status.items() if 200 <= s < 300)
     nan = float("nan")
     return {"writes": ok / elapsed, "w50": percentile(w_lat, 50) * 1000,

@@ -8,15 +8,14 @@ two shared cores both follow from how much CPU a command costs, and whose. This 
 fills a fresh schema (``benchmarks/bench_http.populate``), starts ``ledger serve`` as
 benchmark 2 does, posts the same progress reports from wrk (64 connections, each report
 to a random open task with its lead agency's token and a fresh Idempotency-Key), and reads
-every process's CPU time from ``/proc`` before and after each window: per command, the
-server's processes, PostgreSQL's (every process whose command line starts with
-``postgres``) and wrk's (this script's finished children). Linux and wrk only.
+every process's CPU time from ``/proc`` before and after each window
+(``benchmarks.common.cpu_seconds``): per command, the server's processes, PostgreSQL's
+and wrk's (this script's finished children). Linux and wrk only.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import sys
@@ -29,49 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import bench_http
-from benchmarks.common import fresh_schema
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_by_pid() -> dict[int, tuple[str, float]]:
-    """Every process's command line and CPU seconds (user + system) so far."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as stat, open(f"/proc/{name}/cmdline") as cmd:
-                fields, command = stat.read().rsplit(")", 1)[1].split(), cmd.read()
-        except OSError:  # gone meanwhile
-            continue
-        out[int(name)] = (command.replace("\0", " "), (int(fields[11]) + int(fields[12])) / _TICKS)
-    return out
-
-
-def server_pids(base: str, processes: dict[int, tuple[str, float]]) -> set[int]:
-    """The server listening at ``base`` (``ledger serve --port N``) and its descendants
-    (its workers)."""
-    port = base.rsplit(":", 1)[1]
-    roots = {pid for pid, (command, _) in processes.items()
-             if f"serve --port {port} " in command}
-    if not roots:
-        raise SystemExit(f"error: no 'ledger serve --port {port}' process found")
-    parents = {}
-    for pid in processes:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                parents[pid] = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-    found, grew = set(roots), True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in found and pid not in found:
-                found.add(pid)
-                grew = True
-    return found
+from benchmarks.common import cpu_seconds, fresh_schema
 
 
 def children_cpu() -> float:
@@ -82,18 +39,14 @@ def children_cpu() -> float:
 def window(base: str, targets: list[tuple[str, str]], tokens: dict[str, str],
            seconds: float) -> dict[str, float]:
     """One wrk window: the rate and CPU seconds a command per kind of process."""
-    before, client_before = cpu_by_pid(), children_cpu()
+    port = base.rsplit(":", 1)[1]
+    before, client_before = cpu_seconds(port), children_cpu()
     result = bench_http._wrk_writes(base, targets, tokens, 64, seconds)
-    after, client_after = cpu_by_pid(), children_cpu()
+    after, client_after = cpu_seconds(port), children_cpu()
     if result is None:
         raise SystemExit("error: wrk is not installed")
     rate, _p50, p99, failed = result
-    ours = server_pids(base, after)
-    used = {"server": 0.0, "postgres": 0.0}
-    for pid, (command, cpu) in after.items():
-        kind = "server" if pid in ours else "postgres" if command.startswith("postgres") else None
-        if kind:
-            used[kind] += cpu - before.get(pid, (command, 0.0))[1]
+    used = {kind: after[kind] - before[kind] for kind in ("server", "postgres")}
     used["wrk"] = client_after - client_before
     commands = rate * seconds
     return {"rate": rate, "p99": p99, "failed": failed,
