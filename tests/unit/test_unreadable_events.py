@@ -5,17 +5,20 @@ parses but no longer fits its aggregate. No I/O: the mapper and the fold, in mem
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from uuid import uuid4
 
 import orjson
 import pytest
 from eventsourcing.persistence import Notification
 
 from domain.agency import Agency, AgencyLevel
+from domain.deadlines import DeadlineContext, parse_deadline
 from domain.errors import UnreadableEvent
 from domain.persistence.checked_mapper import CheckedMapper
 from domain.persistence.fast_json import FastJSONTranscoder
 from domain.persistence.transcodings import ledger_transcoder
+from domain.task import Task
 
 MAPPER = CheckedMapper(transcoder=ledger_transcoder(FastJSONTranscoder))
 
@@ -92,18 +95,13 @@ def test_an_event_folded_twice_is_refused_as_out_of_place():
 def test_a_task_whose_deadline_lost_its_due_date_is_refused_where_it_is_read():
     """A byte flipped in the key ``due_on`` still parses, as a dated deadline without a due
     date: refused when read, not a ValueError later in whatever judges the task."""
-    from uuid import uuid4
-
-    from domain.deadlines import DeadlineContext, parse_deadline
-    from domain.task import Task
-
     task = Task.assign(
         directive_id=uuid4(), directive_number="87/KH-UBND", ordinal="1", section=None,
         content="Xây dựng kế hoạch", deliverable=None, lead="QNG-SNV", coordinating=[],
         lead_text=None, coordinating_text=None,
-        deadline=parse_deadline("chậm nhất ngày 30/8/2022", DeadlineContext(
-            datetime(2022, 1, 10).date(), None)),
-        assigned_on=datetime(2022, 1, 10).date(), assigning_office="QNG-VPUBND",
+        deadline=parse_deadline("chậm nhất ngày 30/8/2022",
+                                DeadlineContext(date(2022, 1, 10), None)),
+        assigned_on=date(2022, 1, 10), assigning_office="QNG-VPUBND",
         meta={"actor": "test"}, timestamp=datetime(2022, 1, 10, 1, tzinfo=UTC))
     (event,) = task.collect_events()
     s = MAPPER.to_stored_event(event)
