@@ -23,6 +23,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from domain.clock import EARLIEST_DAY, LATEST_DAY, plausible_day_problem
 from domain.errors import UnparseableDeadline
 from domain.rulebook import RULEBOOK, Rulebook
 from domain.text import clean_text, fold
@@ -78,10 +79,14 @@ class Deadline:
             return f"its {self.kind.value} deadline has no due date"
         if self.kind is DeadlineKind.RECURRING and self.frequency is None:
             return "its recurring deadline has no frequency"
-        numbers = {"month": self.month, "day": self.day, "first_year": self.first_year,
-                   "last_year": self.last_year}
-        for name, value in numbers.items():
-            if value is not None and (type(value) is not int or not 1 <= value <= 9999):
+        if self.due_on is not None and (problem := plausible_day_problem(self.due_on)):
+            return f"its deadline's due date: {problem}"
+        years = (EARLIEST_DAY.year, LATEST_DAY.year)  # as parse_deadline reads years
+        numbers = {"month": (1, 9999), "day": (1, 9999), "first_year": years,
+                   "last_year": years}  # (a month and a day: whether a day, below)
+        for name, (low, high) in numbers.items():
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or not low <= value <= high):
                 return f"its deadline's {name} is {value!r}"
         if self.month is not None or self.day is not None:
             try:

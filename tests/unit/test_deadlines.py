@@ -92,6 +92,10 @@ def test_every_parsed_deadline_is_consistent_and_a_damaged_one_is_not():
     assert "month is '12'" in replace(recurring, month="12").inconsistency()
     assert "not a day" in replace(recurring, month=2, day=30).inconsistency()
     assert replace(recurring, month=2, day=29).inconsistency() is None
+    assert "outside the dates" in replace(dated, due_on=date(9999, 12, 31)).inconsistency()
+    assert "first_year is 9999" in replace(recurring, first_year=9999).inconsistency()
+    assert "last_year is 1900" in replace(recurring, last_year=1900).inconsistency()
+    assert replace(recurring, first_year=1945, last_year=2100).inconsistency() is None
 
 
 def test_recurring_yearly_due_day_and_occurrences_follow_the_plan_period():

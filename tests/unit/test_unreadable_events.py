@@ -52,7 +52,9 @@ def test_an_untouched_event_reads_and_folds():
     (lambda n: edited(n, lambda d: d.update(timestamp={"_dXta_": "2021-08-26"})),
      "its recorded time is not a moment"),
     (lambda n: edited(n, lambda d: d.pop("timestamp")), "its recorded time is not a moment"),
-], ids=["not-json", "not-a-date", "not-a-moment", "no-time"])
+    (lambda n: edited(n, lambda d: d["timestamp"].update(_data_="2021-08-26T09:00:00")),
+     "its recorded time has no time zone"),
+], ids=["not-json", "not-a-date", "not-a-moment", "no-time", "no-zone"])
 def test_a_row_that_no_longer_reads_is_refused_naming_its_position(damage, why):
     with pytest.raises(UnreadableEvent) as refused:
         MAPPER.to_domain_event(damage(stored(position=42)))
@@ -113,3 +115,42 @@ def test_a_task_whose_deadline_lost_its_due_date_is_refused_where_it_is_read():
         MAPPER.to_domain_event(damaged)
     assert "at position 9 (Task.Assigned" in str(refused.value)
     assert "absolute deadline has no due date" in str(refused.value)
+
+
+@pytest.mark.parametrize("topic, why", [
+    ("domain.task:Task.Nothing", "names no kind of event this ledger knows"),
+    ("nowhere:Thing", "names no kind of event this ledger knows"),
+    ("domain.agency:Agency", "names something that is not an event"),
+    ("builtins:dict", "names something that is not an event"),
+])
+def test_a_row_whose_topic_names_no_event_is_refused(topic, why):
+    """The library raised its TopicError, or a TypeError for a class that is not an event;
+    the runner used to skip such a row as a kind of event it did not know."""
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(dataclasses.replace(stored(position=11), topic=topic))
+    assert "at position 11 (" in str(refused.value) and why in str(refused.value)
+
+
+@pytest.mark.parametrize("version", [0, -1, "2"])
+def test_a_row_whose_class_version_was_edited_is_refused(version):
+    """The library upcasts from the stored class version: from 0 it looked for an
+    ``upcast_v0_v1`` (AttributeError), from text it compared text with a number."""
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(edited(stored(position=12),
+                                      lambda d: d.update(class_version=version)))
+    assert "at position 12 (Agency.Registered" in str(refused.value)
+    assert "does not upcast" in str(refused.value)
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1944-12-31", "2101-01-01"])
+def test_a_row_holding_a_day_outside_the_ledgers_calendar_is_refused(day):
+    """No command writes such a day (``require_plausible_days``); an edited year 9999 made a
+    recurring task's schedule run past the last year there is."""
+    with pytest.raises(UnreadableEvent) as refused:
+        MAPPER.to_domain_event(edited(stored(position=13), lambda d: d.update(
+            established_on={"_type_": "date_iso", "_data_": day})))
+    assert "its field 'established_on'" in str(refused.value)
+    assert "outside the dates the ledger accepts" in str(refused.value)
+    edge = edited(stored(), lambda d: d.update(
+        established_on={"_type_": "date_iso", "_data_": "2100-12-31"}))
+    assert MAPPER.to_domain_event(edge).established_on == date(2100, 12, 31)
