@@ -38,8 +38,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import TopicError, resolve_topic
+from eventsourcing.utils import resolve_topic
 
+from domain.persistence.checked_mapper import topic_problem
 from projections import registry
 from projections.base import entity_type_of
 from projections.db import Db
@@ -82,23 +83,22 @@ def _micros(moment: datetime) -> int:
 
 
 class _Topics:
-    """Which entity a topic's events belong to (None: a topic this code does not know)."""
+    """Which entity a topic's events belong to (None: a topic that names no event of the
+    ledger, which the mapper refuses when the row is decoded)."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, str | None] = {}
 
     def kind(self, topic: str) -> str | None:
         if topic not in self.kinds:
-            try:
-                self.kinds[topic] = entity_type_of(resolve_topic(topic))
-            except TopicError:
-                self.kinds[topic] = None
+            self.kinds[topic] = (None if topic_problem(topic) is not None
+                                 else entity_type_of(resolve_topic(topic)))
         return self.kinds[topic]
 
 
 def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
     """Pass one, in position order: the running maximum of recorded times at every position
-    up to ``until``, as ``decode_page`` computes it (events of unknown kinds do not move it)."""
+    up to ``until``, as ``decode_page`` computes it."""
     mapper = db.ledger.mapper
     fast = mapper.cipher is None and mapper.compressor is None
     topics = _Topics()
@@ -127,16 +127,12 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
                 break
             events += 1
             last = position
-            if topics.kind(topic) is None:
-                at[position] = micros
-                continue
             state = bytes(state)
             moment: datetime | None = None
-            if fast and state.startswith(_TIMESTAMP_HEAD):
-                end = state.find(b'"', len(_TIMESTAMP_HEAD))
-                if end > 0:
-                    moment = datetime.fromisoformat(state[len(_TIMESTAMP_HEAD):end].decode())
-            if moment is None:  # another layout: decode the whole event
+            if topics.kind(topic) is not None and fast and state.startswith(_TIMESTAMP_HEAD):
+                moment = _recorded_time(state)
+            if moment is None:  # another layout, no event's topic, or edited: decoded, or
+                # refused by the mapper naming the row
                 moment = (event_from_row(mapper, position, *entity, topic, state) if entity
                           else _decode(db, position, topic)).timestamp
             if current is None or moment > current:
@@ -144,6 +140,19 @@ def ledger_times(db: Db, until: int, page: int = 20_000) -> LedgerTimes:
                 micros = _micros(current)
             at[position] = micros
     return LedgerTimes(at, last, events)
+
+
+def _recorded_time(state: bytes) -> datetime | None:
+    """The recorded time at the head of a stored state (``_TIMESTAMP_HEAD``), or None when
+    it is not a moment with its time zone there (an edited row: the mapper says why)."""
+    end = state.find(b'"', len(_TIMESTAMP_HEAD))
+    if end < 0:
+        return None
+    try:
+        moment = datetime.fromisoformat(state[len(_TIMESTAMP_HEAD):end].decode())
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _read_ahead(read: Callable[[int], list[Any]], until: int) -> Iterator[list[Any]]:
@@ -210,7 +219,10 @@ def entity_pages(db: Db, until: int, times: LedgerTimes, kinds: frozenset[str], 
             if position > until:
                 continue
             read += 1
-            if topics.kind(topic) not in kinds:
+            kind = topics.kind(topic)
+            if kind not in kinds:
+                if kind is None:  # names no event: the mapper refuses it, naming the row
+                    event_from_row(mapper, position, oid, version, topic, state)
                 continue
             if version == 1 and pending:
                 out += pending

@@ -37,9 +37,8 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import TopicError
 
-from domain.errors import UnreadableEvent
+from domain.errors import UnreadableEvent, unreadable_event
 from projections import registry
 from projections.base import EntityCache, EntityState, Projection, chunks, entity_type
 from projections.db import Db
@@ -137,7 +136,7 @@ def ensure_projections(db: Db, projections: Sequence[Projection] | None = None) 
 
 def decode_page(ledger: Any, notifications: Sequence[Notification],
                 ledger_time: Any) -> list[tuple[int, Any, str]]:
-    """(position, domain event or None, ledger time) for each notification. Ledger time is
+    """(position, domain event, ledger time) for each notification. Ledger time is
     the running maximum of recorded times along positions: several processes write with
     their own clocks, so recorded times are only approximately monotonic.
 
@@ -149,13 +148,11 @@ def decode_page(ledger: Any, notifications: Sequence[Notification],
     for note in notifications:
         try:
             event = ledger.mapper.to_domain_event(note)
-        except TopicError:
-            event = None  # a kind of event this code does not know: skipped, position kept
         except UnreadableEvent:
             if not out:
                 raise
             break
-        if event is not None and (current is None or event.timestamp > current):
+        if current is None or event.timestamp > current:
             current = event.timestamp
             text = ledger_time_text(current)
         out.append((note.id, event, text))
@@ -246,8 +243,8 @@ def _working_states(attached: Attached, relevant: Sequence[tuple[int, Any, str]]
 
 
 def _reload(db: Db, position: int,
-            wanted: Sequence[tuple[Attached, dict[UUID, EntityState], dict[UUID, int]]]
-            ) -> None:
+            wanted: Sequence[tuple[Attached, dict[UUID, EntityState], dict[UUID, int]]],
+            page: Sequence[tuple[int, Any, str]]) -> None:
     """Fold the missing entities' earlier events again: one batched read of their histories
     for all the generations at this position (the caches of projections folding together
     miss the same entities), and one replay per entity for every projection that missed it,
@@ -260,11 +257,22 @@ def _reload(db: Db, position: int,
         takers = [(a.projection, working, missing[eid]) for a, working, missing in wanted
                   if eid in missing]
         states = replay_shared([p for p, _, _ in takers], histories.get(eid, []))
-        for (projection, working, version), state in zip(takers, states, strict=True):
+        for (_, working, version), state in zip(takers, states, strict=True):
             if state is None or state.aggregate.version != version - 1:
-                raise RuntimeError(f"{projection.name}: events of {eid} before version "
-                                   f"{version} are not in the log up to {position}")
+                raise _history_gap(page, eid, version)
             working[eid] = state
+
+
+def _history_gap(page: Sequence[tuple[int, Any, str]], eid: UUID, version: int
+                 ) -> UnreadableEvent:
+    """The refusal of the page's first event of ``eid`` (at ``version``) when the log before
+    it does not hold the entity's earlier versions: a row deleted, or one whose entity or
+    version was edited (the ledger writes an entity's versions in position order)."""
+    position, event = next((p, e) for p, e, _ in page if e.originator_id == eid)
+    return unreadable_event(
+        f"at position {position} ({type(event).__qualname__}, {eid} v{version})",
+        f"cannot be folded: its entity's events before version {version} are not in the log "
+        "before it")
 
 
 def replay_shared(projections: Sequence[Projection], history: Sequence[tuple[int, Any]]
@@ -305,7 +313,7 @@ def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any,
         projection = attached.projection
         writer = PageWriter(projection.tables)
         types = projection.entity_types
-        relevant = [(p, e, t) for p, e, t in page if e is not None and entity_type(e) in types]
+        relevant = [(p, e, t) for p, e, t in page if entity_type(e) in types]
         working: dict[UUID, EntityState] = {}
         out.append((writer, working))
         if projection.stateless:
@@ -319,10 +327,8 @@ def fold_group(db: Db, group: Sequence[Attached], page: Sequence[tuple[int, Any,
         shares = type(projection).fold is Projection.fold  # its fold is mutate + advance
         stateful.append((projection, types, writer, working, shares))
     if wanted:
-        _reload(db, group[0].position, wanted)
+        _reload(db, group[0].position, wanted, page)
     for position, event, time_text in page:
-        if event is None:
-            continue
         kind = entity_type(event)
         eid = event.originator_id
         applied: dict[int, Any] = {}  # id(aggregate before) -> aggregate after this event

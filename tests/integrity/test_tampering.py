@@ -9,6 +9,7 @@ import random
 from datetime import UTC, date, datetime
 from uuid import UUID
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -187,6 +188,106 @@ def test_replays_of_an_edited_store_answer_or_name_the_damage(fresh_url, signing
             fresh.close()
         report = verify_ledger(ledger)
         assert report.first is not None and report.first.position == position
+    finally:
+        attacker.close()
+        ledger.close()
+
+
+def _recurring_assignment(state: bytes) -> bool:
+    return orjson.loads(state)["deadline"]["_data_"]["kind"] == "recurring"
+
+
+# Edits that leave the JSON readable and every field of its declared type, found by probing
+# every field, recorded time and topic of a small ledger (07/12/2026): each made some reader
+# fail with another exception (TopicError, AttributeError from the upcasting, TypeError
+# comparing a moment without a time zone, ValueError from a schedule run up to the year
+# 10000) instead of naming the row.
+EDITS_OF_MEANING = {
+    "topic names no event": ("Task.ProgressReported", None,
+                             lambda row: {"topic": "domain.task:Task.Nothing"}),
+    "topic names no event class": ("Task.ProgressReported", None,
+                                   lambda row: {"topic": "domain.task:Task"}),
+    "class version": ("Task.ProgressReported", None,
+                      lambda row: {"state": {"class_version": 0}}),
+    "recorded time without its zone": ("Task.ProgressReported", None, lambda row: {
+        "state": {"timestamp": {"_type_": "datetime_iso", "_data_": "2021-08-26T09:00:00"}}}),
+    "day outside the calendar": ("Task.Assigned", _recurring_assignment,
+                                 lambda row: {"state": {"assigned_on": {
+                                     "_type_": "date_iso", "_data_": "9999-12-31"}}}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS_OF_MEANING))
+def test_edits_of_a_rows_meaning_are_refused_by_every_reader(fresh_url, signing_key, edit):
+    """What the edited-store property above samples only by chance, once each: every reader
+    (replays, journal, loading the entity, the worker, a rebuild from zero) stops at the
+    row with UnreadableEvent naming its position."""
+    from projections.rebuild import rebuild
+
+    kind, which, change = EDITS_OF_MEANING[edit]
+    url = fresh_url()
+    ledger = Ledger(url, clock=FakeClock())
+    attacker = Attacker(url)
+    try:
+        LedgerBuilder(ledger, ledger.clock, signing_key).apply(
+            [("agency", 1), ("directive", 6), ("progress", 3), ("progress", 50)])
+        position = next(p for p in attacker.positions()
+                        if attacker.row(p)[2].endswith(f":{kind}")
+                        and (which is None or which(bytes(attacker.row(p)[3]))))
+        oid, version, _, _ = attacker.row(position)
+        edits = change(attacker.row(position))
+        if "topic" in edits:
+            attacker.sql(f"UPDATE {attacker.events} SET topic = %s WHERE {attacker.pos} = %s",
+                         (edits["topic"], position))
+        else:
+            attacker.rewrite(position, lambda state: orjson.dumps(
+                {**orjson.loads(state), **edits["state"]}))
+        fresh = Ledger(url, clock=FakeClock())
+        try:
+            for read in (lambda: state_as_of(fresh, FAR_FUTURE),
+                         lambda: list(walk_history(fresh, None)),
+                         lambda: read_journal(fresh, after=0, limit=10_000),
+                         lambda: fresh.repository.get(UUID(str(oid))),
+                         lambda: Runner(fresh).catch_up(),
+                         lambda: rebuild(fresh, None, grace=0, jobs=1)):
+                with pytest.raises(UnreadableEvent) as refused:
+                    read()
+                # loading an entity reads its events without their positions
+                assert (f"at position {position} " in str(refused.value)
+                        or f"{UUID(str(oid))} v{version})" in str(refused.value)), refused.value
+        finally:
+            fresh.close()
+    finally:
+        attacker.close()
+        ledger.close()
+
+
+def test_a_worker_missing_an_earlier_version_of_an_entity_names_the_event_it_stops_at(
+        fresh_url, signing_key):
+    """A worker that has not cached the entity reads its earlier events when the next one
+    arrives; with one of them deleted, it stops with UnreadableEvent naming that next event
+    (it raised a RuntimeError, a traceback in the CLI)."""
+    url = fresh_url()
+    ledger = Ledger(url, clock=FakeClock())
+    attacker = Attacker(url)
+    try:
+        builder = LedgerBuilder(ledger, ledger.clock, signing_key)
+        builder.apply([("agency", 1), ("directive", 6), ("progress", 0)])
+        Runner(ledger).catch_up()
+        deleted = attacker.positions()[-1]
+        builder.apply([("progress", 6)])  # the same task again (its first: 6 % 6 == 0)
+        later = attacker.positions()[-1]
+        assert attacker.row(later)[:2] == (attacker.row(deleted)[0],
+                                           attacker.row(deleted)[1] + 1)
+        attacker.delete(deleted)
+        fresh = Ledger(url, clock=FakeClock())  # a worker started afresh: nothing cached
+        try:
+            with pytest.raises(UnreadableEvent) as refused:
+                Runner(fresh).catch_up()
+        finally:
+            fresh.close()
+        assert f"at position {later} (Task.ProgressReported" in str(refused.value)
+        assert "before version 3 are not in the log" in str(refused.value)
     finally:
         attacker.close()
         ledger.close()
