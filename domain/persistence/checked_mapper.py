@@ -6,10 +6,10 @@ can hold anything. The library then either raises its own ``MapperDeserialisatio
 fields hold whatever was parsed — a dict where its recorded time or its deadline should be
 (an edited transcoding tag), a field gone — which fails far from the cause, in a projection
 or while rendering. So every field is checked against the type its event class declares,
-and a date field against the calendar the ledger writes (an edited year 9999 made a
-recurring task's schedule run past the year 9999). Nor may the row's topic name anything
-but one of the ledger's events, or its class version be one the event cannot be upcast
-from: the library raises whatever its lookup or the upcaster raised.
+and the recorded time for its time zone (``DateAsISO`` checks each day against the
+ledger's calendar). Nor may the row's topic name anything but one of the ledger's events,
+or its class version be one the event cannot be upcast from: the library raises whatever
+its lookup or the upcaster raised.
 Every reader (commands loading aggregates, projections, replays, the journal) goes through
 this mapper, so each one stops at the damaged row with the same one-line error naming its
 position.
@@ -20,14 +20,12 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import TopicError, resolve_topic
 
-from domain.clock import EARLIEST_DAY, LATEST_DAY, plausible_day_problem
 from domain.errors import UnreadableEvent, unreadable_event
 
 
@@ -44,12 +42,11 @@ _MISSING = object()
 
 
 @functools.cache
-def declared_fields(cls: type) -> tuple[tuple[str, tuple[type, ...], bool], ...]:
+def declared_fields(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
     """Each field an event class declares, with the classes its value may be (NoneType for
-    an optional one; ``list`` for ``list[str]``) and whether it holds a calendar day (the
-    fields ``require_plausible_days`` checks when the event is made). Type variables and
-    class variables are not checked. The events' fields are all plain: text, numbers,
-    flags, dates, moments, ids, deadlines and lists of text."""
+    an optional one; ``list`` for ``list[str]``). Type variables and class variables are not
+    checked. The events' fields are all plain: text, numbers, flags, dates, moments, ids,
+    deadlines and lists of text."""
     try:
         hints = typing.get_type_hints(cls)
     except Exception:  # an annotation that does not resolve: nothing to check against
@@ -61,18 +58,15 @@ def declared_fields(cls: type) -> tuple[tuple[str, tuple[type, ...], bool], ...]
         options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         classes = tuple(typing.get_origin(o) or o for o in options)
         if all(isinstance(c, type) for c in classes):
-            out.append((name, classes, date in classes and datetime not in classes))
+            out.append((name, classes))
     return tuple(out)
 
 
 def _misfit(event: Any) -> str | None:
     """Why the decoded event is not one its class could have written, or None."""
     state = event.__dict__
-    for name, classes, is_day in declared_fields(type(event)):
-        value = state.get(name)
-        if isinstance(value, classes):
-            if is_day and type(value) is date and not EARLIEST_DAY <= value <= LATEST_DAY:
-                return f"its field {name!r}: {plausible_day_problem(value)}"
+    for name, classes in declared_fields(type(event)):
+        if isinstance(state.get(name), classes):
             continue
         value = getattr(event, name, _MISSING)  # a class default, if any
         if isinstance(value, classes):

@@ -18,6 +18,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
+from domain.clock import EARLIEST_DAY, LATEST_DAY, plausible_day_problem
 from domain.deadlines import Deadline, DeadlineKind, Frequency
 
 
@@ -29,7 +30,14 @@ class DateAsISO(Transcoding):
         return obj.isoformat()
 
     def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
+        """The day, or ValueError (the mapper's "unreadable event") for one outside the
+        calendar every stated day is checked against when an event is made
+        (``require_plausible_days``): an edited year 9999 ran a recurring task's schedule
+        into the year 10000, far from the row."""
+        day = date.fromisoformat(data)
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValueError(plausible_day_problem(day))
+        return day
 
 
 class DeadlineAsDict(Transcoding):

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.generator import SyntheticLedger
+from domain.clock import EARLIEST_DAY, LATEST_DAY
 from domain.deadlines import Deadline, DeadlineKind, Frequency
 from domain.persistence.fast_json import FastJSONTranscoder
 from domain.persistence.transcodings import ledger_transcoder
@@ -23,27 +24,37 @@ FAST = ledger_transcoder(FastJSONTranscoder)
 ZONES = st.sampled_from([None, UTC, timezone(timedelta(hours=7)),
                          timezone(timedelta(hours=-3, minutes=-30, seconds=-15)),
                          ZoneInfo("Asia/Ho_Chi_Minh")])
+# The days the ledger reads back: others are refused when read (``DateAsISO``), though both
+# transcoders write any day alike (the writing test takes every day from the year 1 on).
+CALENDAR_DAYS = st.dates(EARLIEST_DAY, LATEST_DAY)
 DEADLINES = st.builds(
     Deadline, kind=st.sampled_from(DeadlineKind), text=st.text(max_size=30),
-    due_on=st.none() | st.dates(), frequency=st.none() | st.sampled_from(Frequency),
+    due_on=st.none() | CALENDAR_DAYS, frequency=st.none() | st.sampled_from(Frequency),
     month=st.none() | st.integers(1, 12), day=st.none() | st.integers(1, 31),
-    first_year=st.none() | st.integers(1900, 2100), last_year=st.none(),
+    first_year=st.none() | st.integers(1945, 2100), last_year=st.none(),
     condition=st.none() | st.text(max_size=10), note=st.none() | st.text(max_size=10),
 ).filter(lambda d: d.inconsistency() is None)  # others are refused when read (transcodings)
-LEAVES = (
-    st.none() | st.booleans() | st.text() | st.sampled_from(["Sở Tài chính", "Ủy ban",
-                                                             "\x00\x1f\x7f\u2028\"\\"])
-    | st.integers(-(2**70), 2**70) | st.floats() | st.dates()
-    | st.datetimes(timezones=ZONES) | st.uuids() | st.decimals(allow_nan=False)
-    | DEADLINES | st.sampled_from(DeadlineKind) | st.times()  # time: registered by neither
-)
-VALUES = st.recursive(
-    LEAVES,
-    lambda inner: (st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
-                   | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-                   | st.dictionaries(st.integers(0, 5), inner, max_size=2)),
-    max_leaves=20,
-)
+
+
+def values(days: st.SearchStrategy[date]) -> st.SearchStrategy[Any]:
+    leaves = (
+        st.none() | st.booleans() | st.text() | st.sampled_from(["Sở Tài chính", "Ủy ban",
+                                                                 "\x00\x1f\x7f\u2028\"\\"])
+        | st.integers(-(2**70), 2**70) | st.floats() | days
+        | st.datetimes(timezones=ZONES) | st.uuids() | st.decimals(allow_nan=False)
+        | DEADLINES | st.sampled_from(DeadlineKind) | st.times()  # time: registered by neither
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: (st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+                       | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+                       | st.dictionaries(st.integers(0, 5), inner, max_size=2)),
+        max_leaves=20,
+    )
+
+
+VALUES = values(st.dates())
+READABLE_VALUES = values(CALENDAR_DAYS)
 
 
 def _outcome(call: Any) -> tuple[str, Any]:
@@ -69,7 +80,7 @@ def test_writes_the_same_bytes_or_fails_the_same_way(value):
 
 
 @settings(max_examples=400, deadline=None)
-@given(VALUES)
+@given(READABLE_VALUES)
 def test_reads_what_the_library_wrote_as_the_library_does(value):
     try:
         data = LIBRARY.encode(value)

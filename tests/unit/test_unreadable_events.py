@@ -149,8 +149,8 @@ def test_a_row_holding_a_day_outside_the_ledgers_calendar_is_refused(day):
     with pytest.raises(UnreadableEvent) as refused:
         MAPPER.to_domain_event(edited(stored(position=13), lambda d: d.update(
             established_on={"_type_": "date_iso", "_data_": day})))
-    assert "its field 'established_on'" in str(refused.value)
-    assert "outside the dates the ledger accepts" in str(refused.value)
+    assert "at position 13 (Agency.Registered" in str(refused.value)
+    assert f"{day} is outside the dates the ledger accepts" in str(refused.value)
     edge = edited(stored(), lambda d: d.update(
         established_on={"_type_": "date_iso", "_data_": "2100-12-31"}))
     assert MAPPER.to_domain_event(edge).established_on == date(2100, 12, 31)
