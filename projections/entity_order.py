@@ -40,6 +40,7 @@ from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
+from domain.errors import UnreadableEvent
 from domain.persistence.checked_mapper import topic_problem
 from projections import registry
 from projections.base import entity_type_of
@@ -361,6 +362,8 @@ def _build_in_parallel(db: Db, group: Sequence[Attached], times: LedgerTimes, pa
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
                 reason = lines[-1] if lines else f"exit status {child.returncode}"
+                if child.returncode == _UNREADABLE and lines:  # the row, as one process says
+                    raise UnreadableEvent(reason)
                 raise RuntimeError(f"a build process failed: {reason}")
         for reader in readers:
             reader.join()
@@ -407,9 +410,17 @@ def _build_part() -> None:
         ledger.close()
 
 
+# A child's exit status when it stopped at a row that no longer reads (its message last on
+# stderr): the parent raises UnreadableEvent, which the CLI reports in one line (exit 4).
+_UNREADABLE = 4
+
+
 if __name__ == "__main__":
     try:
         _build_part()
+    except UnreadableEvent as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(_UNREADABLE)
     except Exception as exc:  # one line for the parent's error message; the trace above it
         import traceback
 

@@ -163,3 +163,22 @@ def test_a_row_that_no_longer_reads_stops_every_reader_at_it_with_exit_4(run, st
         assert "Traceback" not in result.stderr, command
     verified = run("verify")
     assert verified.returncode == 4 and "FAILED at position 60: edited" in verified.stderr
+
+
+def test_a_row_whose_topic_was_edited_stops_every_reader_with_exit_4(run, store_url):
+    """The topic column names the kind of event: edited to name none, it was a TopicError
+    traceback in the replays and a row the worker and rebuilds skipped in silence."""
+    ok(run("import", "plan", str(PLAN)))
+    attacker = Attacker(store_url)
+    try:
+        attacker.sql(f"UPDATE {attacker.events} SET topic = %s WHERE {attacker.pos} = %s",
+                     ("domain.task:Task.Nothing", 60))
+    finally:
+        attacker.close()
+    for command in [["events", "--after", "40"], *FOLDING]:
+        result = run(*command)
+        assert result.returncode == 4, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: the stored event at position 60 "), (command, lines)
+        assert "names no kind of event this ledger knows" in lines[-1], (command, lines)
+        assert "Traceback" not in result.stderr, command
