@@ -175,7 +175,7 @@ def kept_alive(db: Db, claimed: dict[str, int]) -> Iterator[None]:
         while not stop.wait(KEEP_ALIVE_EVERY):
             try:
                 with db.write() as cur:
-                    for name, generation in claimed.items():
+                    for name, generation in sorted(claimed.items()):  # registry.ROW_ORDER
                         registry.touch(cur, db, name, generation, "building")
             except Exception:  # the next beat tries again
                 continue
@@ -285,9 +285,15 @@ def _switch(db: Db, runner: Runner, projections: Sequence[Projection],
         live = registry.live_generations(cur, db)
         if db.dialect == "postgres":
             # Holds the live rows: a worker's next compare-and-set waits for this commit
-            # (and then fails, re-reads the registry and follows the new generation).
-            cur.execute(f"SELECT name FROM {db.name(registry.TABLE)} WHERE state='live' "
-                        "FOR UPDATE")
+            # (and then fails, re-reads the registry and follows the new generation). And
+            # the copies it switches, which its keep-alive stamps. In registry.ROW_ORDER,
+            # as every transaction that changes several rows takes them: a worker that
+            # had advanced one live row and waited for the next, taken here first in
+            # another order, was a deadlock (07/12/2026, in the suite).
+            marks = ", ".join(["%s"] * len(claimed))
+            cur.execute(f"SELECT name FROM {db.name(registry.TABLE)} WHERE state='live' OR "
+                        f"(state='building' AND name IN ({marks})) "
+                        f"ORDER BY {registry.ROW_ORDER} FOR UPDATE", tuple(claimed))
         runner.fold_remaining(cur)
         for projection in projections:
             new = claimed[projection.name]

@@ -66,6 +66,17 @@ def create_registry(cur: Cursor, db: Db) -> None:
     )
 
 
+# The order in which a transaction that changes several registry rows takes them (their
+# row locks on PostgreSQL): a worker advancing its generations, a rebuild's switch and its
+# keep-alive stamps. Two transactions taking the same rows in different orders can deadlock.
+ROW_ORDER = "name, generation"
+
+
+def row_order(name: str, generation: int) -> tuple[str, int]:
+    """The sort key of a registry row in ``ROW_ORDER``."""
+    return name, generation
+
+
 def lock_registry(cur: Cursor, db: Db) -> None:
     """Serialise registry changes (creating generations, switching) across processes.
     SQLite: the write transaction already holds the database's single write lock."""

@@ -491,7 +491,8 @@ class Runner:
 
     def _write(self, cur: Any, folded: Sequence[tuple[Attached, PageWriter, Any]], start: int,
                end: int, end_time: str, events: int) -> None:
-        for attached, writer, _ in folded:
+        for attached, writer, _ in sorted(  # (a rebuild's switch takes them so too)
+                folded, key=lambda item: registry.row_order(item[0].name, item[0].generation)):
             registry.advance(cur, self.db, attached.name, attached.generation,
                              expected=start, position=end, ledger_time=end_time,
                              events=events, states=attached.states)
