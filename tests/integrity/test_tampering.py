@@ -212,6 +212,9 @@ EDITS_OF_MEANING = {  # (the kind of event edited, which one of them, the edit)
         "timestamp": {"_type_": "datetime_iso", "_data_": "2021-08-26T09:00:00"}}}),
     "day outside the calendar": ("Task.Assigned", _recurring_assignment, {"state": {
         "assigned_on": {"_type_": "date_iso", "_data_": "9999-12-31"}}}),
+    # an event no projection folds: a rebuild read only its recorded time
+    "edited row of the directive-number index": ("DirectiveNumber.Indexed", None, {"state": {
+        "issued_on": {"_type_": "date_iso", "_data_": "0001-01-01"}}}),
 }
 
 
