@@ -39,6 +39,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from domain.errors import UnreadableEvent, unreadable_event
+from domain.persistence.checked_mapper import stored_event_label
 from projections import registry
 from projections.base import EntityCache, EntityState, Projection, chunks, entity_type
 from projections.db import Db
@@ -270,7 +271,7 @@ def _history_gap(page: Sequence[tuple[int, Any, str]], eid: UUID, version: int
     version was edited (the ledger writes an entity's versions in position order)."""
     position, event = next((p, e) for p, e, _ in page if e.originator_id == eid)
     return unreadable_event(
-        f"at position {position} ({type(event).__qualname__}, {eid} v{version})",
+        stored_event_label(position, type(event).__qualname__, eid, version),
         f"cannot be folded: its entity's events before version {version} are not in the log "
         "before it")
 

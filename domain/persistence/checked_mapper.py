@@ -29,12 +29,19 @@ from eventsourcing.utils import TopicError, resolve_topic
 from domain.errors import UnreadableEvent, unreadable_event
 
 
+def stored_event_label(position: int | None, kind: str, originator_id: Any,
+                       version: int) -> str:
+    """How a refusal names a stored event: its position when the reader knows it, its kind
+    (e.g. ``Task.Assigned``), entity and version."""
+    where = f"at position {position} " if position is not None else ""
+    return f"{where}({kind}, {originator_id} v{version})"
+
+
 def unreadable(stored: StoredEvent, why: str) -> UnreadableEvent:
     position = getattr(stored, "id", None)  # notifications carry their position
-    where = f"at position {position} " if position is not None else ""
-    kind = stored.topic.rpartition(":")[2]
     return unreadable_event(
-        f"{where}({kind}, {stored.originator_id} v{stored.originator_version})",
+        stored_event_label(position, stored.topic.rpartition(":")[2], stored.originator_id,
+                           stored.originator_version),
         f"cannot be read: {why}")
 
 

@@ -18,7 +18,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from domain.clock import EARLIEST_DAY, LATEST_DAY, plausible_day_problem
+from domain.clock import plausible_day_problem
 from domain.deadlines import Deadline, DeadlineKind, Frequency
 
 
@@ -35,8 +35,9 @@ class DateAsISO(Transcoding):
         (``require_plausible_days``): an edited year 9999 ran a recurring task's schedule
         into the year 10000, far from the row."""
         day = date.fromisoformat(data)
-        if not EARLIEST_DAY <= day <= LATEST_DAY:
-            raise ValueError(plausible_day_problem(day))
+        problem = plausible_day_problem(day)
+        if problem is not None:
+            raise ValueError(problem)
         return day
 
 
