@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from eventsourcing.persistence import OperationalError, PersistenceError
@@ -69,14 +69,27 @@ class Cursor:
         meanwhile (pipeline mode; the server runs on the other core). A query that judges
         thousands of rows hides a statement's time behind judging the rows it already has.
         SQLite (in process) runs it at once. No other statement may run in the block."""
+        with self.ahead_all([(sql, params)]) as (rows,):
+            yield rows
+
+    @contextmanager
+    def ahead_all(self, statements: Sequence[tuple[str, Sequence[Any]]]
+                  ) -> Iterator[list[Callable[[], list[tuple[Any, ...]]]]]:
+        """``ahead`` of several statements at once, a fetch function each (fetched in their
+        order): the server runs them back to back while the caller parses the first rows
+        to arrive, or frees what it no longer needs."""
         if self.dialect != "postgres" or not Pipeline.is_supported():
-            rows = self.execute(sql, params).fetchall()
-            yield lambda: rows
+            answers = [self.execute(sql, params).fetchall() for sql, params in statements]
+            yield [(lambda rows=rows: rows) for rows in answers]
             return
         conn = self.raw.connection
-        with conn.pipeline(), conn.cursor(row_factory=tuple_row) as raw:
-            raw.execute(sql, tuple(params))
-            yield raw.fetchall
+        with conn.pipeline(), ExitStack() as cursors:
+            fetchers = []
+            for sql, params in statements:
+                raw = cursors.enter_context(conn.cursor(row_factory=tuple_row))
+                raw.execute(sql, tuple(params))
+                fetchers.append(raw.fetchall)
+            yield fetchers
 
 
 class Db:

@@ -160,6 +160,21 @@ class Snapshot:
                                *self._member(column, values)) as rows:
             yield rows
 
+    @contextlib.contextmanager
+    def selects_in_ahead(self, cur: Cursor,
+                         requests: Sequence[tuple[str, Sequence[str], str, Iterable[Any]]]
+                         ) -> Iterator[list[Callable[[], list[tuple[Any, ...]]]]]:
+        """``select_in_ahead`` of several (logical table, columns, column, values) at once:
+        sent together, fetched in their order (``Cursor.ahead_all``)."""
+        if self.db.dialect != "postgres":
+            answers = [self.select_in(cur, *request) for request in requests]
+            yield [(lambda rows=rows: rows) for rows in answers]
+            return
+        statements = [self._select(logical, columns, *self._member(column, values))
+                      for logical, columns, column, values in requests]
+        with cur.ahead_all(statements) as fetchers:
+            yield fetchers
+
     def select_ahead(self, cur: Cursor, logical: str, columns: Sequence[str], where: str = "",
                      params: Sequence[Any] = (), group: str = ""
                      ) -> contextlib.AbstractContextManager[Callable[[], list[tuple[Any, ...]]]]:
@@ -450,23 +465,32 @@ class ReadModels:
             if linked_twice:  # else each obligation is in ``judged`` once already
                 judged = _best_role_per_obligation(judged)
             judged.sort(key=_Judged.order)
+            counts = _counts(j.status for j in judged)
+            total = len(judged)
             shown = judged[offset:offset + limit] if limit is not None else judged[offset:]
             page_tasks = {j.task.task_id for j in shown}
-            details = _obl_tasks(snap.select_in(cur, "obl_task", _PAGE_COLUMNS, "task_id",
-                                                page_tasks), _PAGE_COLUMNS)
-            _add_progress(details, snap.select_in(cur, "obl_progress", _PROGRESS_COLUMNS,
-                                                  "task_id", page_tasks))
-            occurrences = judging if whole else _obl_occurrences(
-                snap.select_in(cur, "obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
+            page = [("obl_task", _PAGE_COLUMNS, "task_id", page_tasks),
+                    ("obl_progress", _PROGRESS_COLUMNS, "task_id", page_tasks)]
+            if not whole:
+                page.append(("obl_occurrence", _OCC_COLUMNS, "task_id", page_tasks))
+            with snap.selects_in_ahead(cur, page) as fetched:
+                # Freed while PostgreSQL reads the page: an agency's thousands of judged
+                # obligations took milliseconds to free when the answer returned.
+                del links, tasks, statuses, judged, seen
+                if not whole:
+                    del judging
+                details = _obl_tasks(fetched[0](), _PAGE_COLUMNS)
+                _add_progress(details, fetched[1]())
+                occurrences = judging if whole else _obl_occurrences(fetched[2]())
             rows = [j.render(details[j.task.task_id], occurrences, day) for j in shown]
             head = head_on(facts[agency].tenures, day)
             answer = {
                 "agency": {**_agency_json(agency, me), "head": _tenure_json(head)},
                 "effective_on": day.isoformat(), "as_of": snap.meta(),
-                "counts": _counts(j.status for j in judged), "obligations": rows,
+                "counts": counts, "obligations": rows,
             }
             if limit is not None or offset:
-                answer["page"] = {"offset": offset, "limit": limit, "total": len(judged)}
+                answer["page"] = {"offset": offset, "limit": limit, "total": total}
             return answer
 
         return self._read(read, long=True)

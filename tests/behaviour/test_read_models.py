@@ -679,6 +679,26 @@ def test_a_statement_sent_ahead_returns_its_rows_and_leaves_the_transaction_usab
         assert cur.execute(sql).fetchall() == expected
 
 
+def test_statements_sent_ahead_together_answer_each_in_its_order(ledger, small):
+    """``Cursor.ahead_all`` (PostgreSQL: several statements in one pipeline) gives each
+    statement the rows a plain execute gives it, whichever is fetched first."""
+    caught_up(ledger)
+    db = Db(ledger)
+    links = f"SELECT task_id, role FROM {db.name('obl_task_agency_g1')} ORDER BY 1, 2"
+    tasks = f"SELECT task_id, lead FROM {db.name('obl_task_g1')} WHERE lead = %s ORDER BY 1"
+    with db.read() as cur:
+        expected = [cur.execute(links).fetchall(), cur.execute(tasks, ("T-A",)).fetchall(),
+                    cur.execute(tasks, ("T-B",)).fetchall()]
+    assert all(expected) and expected[1] != expected[2]  # three different answers
+    with db.read() as cur:
+        with cur.ahead_all([(links, ()), (tasks, ("T-A",)), (tasks, ("T-B",))]) as rows:
+            assert _pipelining(cur) is (db.dialect == "postgres")
+            got = [rows[0](), rows[1](), rows[2]()]
+        assert not _pipelining(cur)
+        assert cur.execute("SELECT 1").fetchall() == [(1,)]
+    assert got == expected
+
+
 def _pipelining(cur) -> bool:
     """Whether the PostgreSQL connection under ``cur`` is in pipeline mode."""
     from psycopg import pq
