@@ -8,6 +8,7 @@ import threading
 from datetime import date, datetime
 
 import pytest
+from eventsourcing.persistence import PersistenceError
 
 from domain.clock import LOCAL_TZ
 from domain.errors import UnreadableEvent, ValidationError
@@ -697,6 +698,15 @@ def test_statements_sent_ahead_together_answer_each_in_its_order(ledger, small):
         assert not _pipelining(cur)
         assert cur.execute("SELECT 1").fetchall() == [(1,)]
     assert got == expected
+    # A statement that fails among them (a generation dropped meanwhile) fails the read,
+    # and the next read is served as usual.
+    failing = f"SELECT task_id FROM {db.name('obl_task_g999')}"
+    with pytest.raises(PersistenceError, match=r"no such table|does not exist"), \
+            db.read() as cur, \
+            cur.ahead_all([(links, ()), (failing, ()), (tasks, ("T-A",))]) as rows:
+        [fetch() for fetch in rows]
+    with db.read() as cur:
+        assert cur.execute(tasks, ("T-A",)).fetchall() == expected[1]
 
 
 def _pipelining(cur) -> bool:
