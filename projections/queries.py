@@ -152,12 +152,7 @@ class Snapshot:
     def select_in_ahead(self, cur: Cursor, logical: str, columns: Sequence[str], column: str,
                         values: Iterable[Any]) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
         """``select_in`` sent now, its rows fetched later in the block (``Cursor.ahead``)."""
-        if self.db.dialect != "postgres":
-            rows = self.select_in(cur, logical, columns, column, values)
-            yield lambda: rows
-            return
-        with self.select_ahead(cur, logical, columns,
-                               *self._member(column, values)) as rows:
+        with self.selects_in_ahead(cur, [(logical, columns, column, values)]) as (rows,):
             yield rows
 
     @contextlib.contextmanager

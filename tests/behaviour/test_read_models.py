@@ -682,7 +682,7 @@ def test_a_statement_sent_ahead_returns_its_rows_and_leaves_the_transaction_usab
 
 def test_statements_sent_ahead_together_answer_each_in_its_order(ledger, small):
     """``Cursor.ahead_all`` (PostgreSQL: several statements in one pipeline) gives each
-    statement the rows a plain execute gives it, whichever is fetched first."""
+    statement the rows a plain execute gives it, each to its own fetch function."""
     caught_up(ledger)
     db = Db(ledger)
     links = f"SELECT task_id, role FROM {db.name('obl_task_agency_g1')} ORDER BY 1, 2"
