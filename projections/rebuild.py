@@ -175,7 +175,8 @@ def kept_alive(db: Db, claimed: dict[str, int]) -> Iterator[None]:
         while not stop.wait(KEEP_ALIVE_EVERY):
             try:
                 with db.write() as cur:
-                    for name, generation in sorted(claimed.items()):  # registry.ROW_ORDER
+                    for name, generation in sorted(claimed.items(),
+                                                   key=lambda row: registry.row_order(*row)):
                         registry.touch(cur, db, name, generation, "building")
             except Exception:  # the next beat tries again
                 continue

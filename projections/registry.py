@@ -69,7 +69,10 @@ def create_registry(cur: Cursor, db: Db) -> None:
 # The order in which a transaction that changes several registry rows takes them (their
 # row locks on PostgreSQL): a worker advancing its generations, a rebuild's switch and its
 # keep-alive stamps. Two transactions taking the same rows in different orders can deadlock.
-ROW_ORDER = "name, generation"
+# Names by code point (``COLLATE "C"``), as Python compares them in ``row_order``: under the
+# database's own collation (``en_US.utf8`` in the postgres image) "Audit" would follow
+# "accountability" in SQL and precede it in Python. (PostgreSQL's: only it locks rows.)
+ROW_ORDER = 'name COLLATE "C", generation'
 
 
 def row_order(name: str, generation: int) -> tuple[str, int]:

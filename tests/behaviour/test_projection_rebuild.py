@@ -345,3 +345,34 @@ def test_a_rebuild_leaves_the_collector_off_when_it_was_off(ledger):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_registry_rows_are_locked_in_the_order_python_sorts_them(ledger):
+    """Every transaction that changes several registry rows takes them in one order: the
+    rebuild's switch by ``registry.ROW_ORDER`` in SQL, the worker and the keep-alive by
+    ``registry.row_order`` in Python. The two agree whatever the column's collation (the
+    postgres image's default orders "Audit" after "accountability"; code points, before)."""
+    from projections import registry
+    from projections.db import Db
+
+    db = Db(ledger)
+    if db.dialect != "postgres":
+        pytest.skip("only PostgreSQL locks rows (SQLite: one write lock)")
+    with db.read() as cur:
+        cur.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
+        if cur.fetchone() is None:
+            pytest.skip("this PostgreSQL has no ICU collation to order names otherwise")
+    rows = [("obligations", 2), ("Audit", 3), ("accountability", 1), ("audit", 1),
+            ("obl_x", 1), ("accountability", 12), ("Ánh", 1)]
+    values = ", ".join(["(%s, %s)"] * len(rows))
+    with db.read() as cur:
+        # A name column under a collation that orders by letters first, case after.
+        got = cur.execute(
+            f'SELECT name, generation FROM (SELECT name COLLATE "und-x-icu" AS name, '
+            f"generation FROM (VALUES {values}) AS v(name, generation)) AS r "
+            f"ORDER BY {registry.ROW_ORDER}", [x for row in rows for x in row]).fetchall()
+        by_letters = [name for (name,) in cur.execute(
+            f'SELECT name COLLATE "und-x-icu" FROM (VALUES {values}) AS v(name, generation) '
+            "ORDER BY 1", [x for row in rows for x in row]).fetchall()]
+    assert got == sorted(rows, key=lambda row: registry.row_order(*row))
+    assert by_letters != sorted(name for name, _ in rows)  # the collation alone would differ
