@@ -74,7 +74,7 @@ _JUDGED = len(OCCURRENCE_JUDGING)  # an occurrence row's first columns
 class ObligationsProjection(Projection):
     name = "obligations"
     title = "Nghĩa vụ theo cơ quan / obligations"
-    version = 8
+    version = 9
     tables = (
         TableSpec("obl_directive", key=("directive_id",),
                   columns=("number", "doc_type", "issuer", "assigning_office", "issued_on",
@@ -88,10 +88,12 @@ class ObligationsProjection(Projection):
                   indexes=(("directive_id",),)),
         TableSpec("obl_progress", key=("task_id",), columns=("reports", "last_progress"),
                   int_columns=frozenset({"reports"})),
-        # An agency's links are read together (its obligations): stored together.
+        # An agency's links are read together (its obligations): stored together. An
+        # agency's open ones as of a moment are found in an index of their own.
         TableSpec("obl_task_agency", key=("agency", "task_id"),
                   columns=("role", *LINK_JUDGING, "settled_on", "final_on", "final_status"),
-                  int_columns=frozenset({"inline"}), clustered=True),
+                  int_columns=frozenset({"inline"}), clustered=True,
+                  as_of_index=(("agency",), ("settled_on",))),
         TableSpec("obl_occurrence", key=("task_id", "occurrence"),
                   columns=("original_due", "due_on", "lateness_due", "completed_on",
                            "confirmed_at", "pending_completion_on",

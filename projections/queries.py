@@ -69,7 +69,14 @@ from projections.runner import (
     ensure_projections,
     select_histories,
 )
-from projections.tables import dumps, ledger_time_text, loads, parse_ledger_time, valid_at
+from projections.tables import (
+    dumps,
+    ledger_time_text,
+    loads,
+    or_unset,
+    parse_ledger_time,
+    valid_at,
+)
 
 T = TypeVar("T")
 _DEADLINE = DeadlineAsDict()
@@ -771,7 +778,7 @@ _LINK_INLINE = _LINK_COLUMNS.index("inline")
 _PAGE_COLUMNS = ("task_id", "directive_id", "lead", *_DETAIL_COLUMNS[1:])
 
 
-_UNSETTLED = "(settled_on IS NULL OR settled_on > %s)"
+_UNSETTLED = f"{or_unset('settled_on')} > %s"  # as the links' as-of index has it
 
 
 class _LinkedTask(NamedTuple):

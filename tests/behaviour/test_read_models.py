@@ -586,6 +586,51 @@ def test_a_query_judging_rows_longer_than_the_idle_timeout_still_answers(pg_sche
         ledger.close()
 
 
+@pytest.mark.postgres
+def test_an_agency_s_open_links_as_of_a_moment_are_bounded_by_their_own_index(pg_schema_url,
+                                                                             clock):
+    """The links' as-of index (``TableSpec.as_of_index``) stores the end of a version's
+    validity and the day its task settled as expressions (``or_unset``); PostgreSQL uses it
+    for a condition only if the query spells the same expressions. Then the scan is bounded
+    by the agency, the moment and the day together, instead of reading every version of
+    the agency and dropping those a question does not want (at 1M events ~11,000 of
+    ~15,000). Checked on the plan of the statement the query sends, with the primary key out
+    of the way (dropped in the read's transaction, which is rolled back)."""
+    from dataclasses import replace
+
+    from domain.application import Ledger
+    from projections import queries
+
+    ledger = Ledger(pg_schema_url, clock=clock)
+    try:
+        issue_small(ledger)
+        models = caught_up(ledger)
+        with models.db.read() as cur:
+            snap = models._snapshot(cur, "obligations", None, None)
+            snap = replace(snap, mode="time", bound=snap.ledger_time)  # "as of a moment"
+            table = snap.table("obl_task_agency")
+            physical = snap.projection.spec("obl_task_agency").physical(snap.generation)
+            sent = []
+
+            class Recording:
+                def execute(self, sql, params=()):
+                    sent.append((sql, params))
+                    return cur.execute(sql, params)
+
+            queries._agency_links(Recording(), snap, ["T-A"], date(2025, 1, 1))
+            cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {physical}_pkey")
+            cur.execute("SET LOCAL enable_seqscan = off")
+            sql, params = sent[-1]
+            plan = "\n".join(row[0] for row in cur.execute(f"EXPLAIN {sql}", params).fetchall())
+        bounds = [line for line in plan.splitlines() if "Index Cond" in line]
+        assert f"{physical}_t" in plan, plan
+        assert bounds and all(f"COALESCE({column}" in bounds[0]
+                              for column in ("to_time", "settled_on")), plan
+        assert "from_time <=" in bounds[0], plan
+    finally:
+        ledger.close()
+
+
 def _cut_short(store_url: str, position: int) -> None:
     """Damage the stored event at ``position`` behind the ledger's back: its JSON cut short."""
     attacker = Attacker(store_url)
