@@ -204,7 +204,9 @@ def or_unset(column: str, alias: str = "") -> str:
 
 def valid_at(mode: str, alias: str = "") -> str:
     """The SQL condition selecting rows valid at a position (``mode='pos'``) or a ledger time
-    (``mode='time'``); takes the bound value twice."""
+    (``mode='time'``); takes the bound value twice. The time axis spells an unset end with
+    ``or_unset``, as ``TableSpec.as_of_index`` stores it; the positions' axis has no such
+    index (tried: benchmarks/README.md, item 5), so its plain spelling stays."""
     a = f"{alias}." if alias else ""
     if mode == "pos":
         return f"{a}from_pos <= %s AND ({a}to_pos IS NULL OR {a}to_pos > %s)"
